@@ -1,0 +1,148 @@
+"""The AIM API, group ``aim.silogen.ai`` version ``v1alpha1``, as pydantic models.
+
+These models are the single source of truth for the CRDs: ``hack/gen_manifests.py`` renders
+``config/crd/bases`` from them. Every kind class carries its REST identity and CRD presentation as
+``Kind.RESOURCE`` (a :class:`ResourceInfo`); :data:`ALL_KINDS` lists the seven kinds in a fixed
+order.
+"""
+
+from __future__ import annotations
+
+from aimctrl.api.v1alpha1.common import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    AIMObject,
+    APIModel,
+    Condition,
+    EnvVar,
+    LocalObjectReference,
+    ObjectMeta,
+    OwnerReference,
+    PrinterColumn,
+    Quantity,
+    ResolvedReference,
+    ResourceInfo,
+    ResourceRequirements,
+    Time,
+)
+from aimctrl.api.v1alpha1.enums import (
+    AIMStatus,
+    ConditionStatus,
+    ConditionType,
+    CreationScope,
+    Metric,
+    Precision,
+    Reason,
+    ResolvedScope,
+)
+from aimctrl.api.v1alpha1.model import (
+    AIMClusterModel,
+    AIMModel,
+    AIMModelSpec,
+    AIMModelStatus,
+    DiscoveredGPU,
+    DiscoveredMetadata,
+    DiscoveredModelSource,
+    DiscoverySpec,
+    ImageMetadata,
+    ModelMetadata,
+    OCIMetadata,
+    RecommendedDeployment,
+)
+from aimctrl.api.v1alpha1.runtimeconfig import (
+    DEFAULT_AUTO_DISCOVERY,
+    DEFAULT_CREATION_SCOPE,
+    AIMClusterRuntimeConfig,
+    AIMRuntimeConfig,
+    AIMRuntimeConfigSpec,
+    AIMRuntimeConfigStatus,
+    RuntimeConfigModelPolicy,
+)
+from aimctrl.api.v1alpha1.service import (
+    AIMService,
+    AIMServiceModel,
+    AIMServiceSpec,
+    AIMServiceStatus,
+    TemplateCandidate,
+)
+from aimctrl.api.v1alpha1.template import (
+    DEFAULT_GPU_RESOURCE,
+    AIMClusterServiceTemplate,
+    AIMServiceTemplate,
+    AIMServiceTemplateSpec,
+    AIMServiceTemplateStatus,
+    GPUSelector,
+    Profile,
+    ProfileMetadata,
+)
+
+__all__ = [
+    "ALL_KINDS",
+    "API_VERSION",
+    "DEFAULT_AUTO_DISCOVERY",
+    "DEFAULT_CREATION_SCOPE",
+    "DEFAULT_GPU_RESOURCE",
+    "GROUP",
+    "VERSION",
+    "AIMClusterModel",
+    "AIMClusterRuntimeConfig",
+    "AIMClusterServiceTemplate",
+    "AIMModel",
+    "AIMModelSpec",
+    "AIMModelStatus",
+    "AIMObject",
+    "AIMRuntimeConfig",
+    "AIMRuntimeConfigSpec",
+    "AIMRuntimeConfigStatus",
+    "AIMService",
+    "AIMServiceModel",
+    "AIMServiceSpec",
+    "AIMServiceStatus",
+    "AIMServiceTemplate",
+    "AIMServiceTemplateSpec",
+    "AIMServiceTemplateStatus",
+    "AIMStatus",
+    "APIModel",
+    "Condition",
+    "ConditionStatus",
+    "ConditionType",
+    "CreationScope",
+    "DiscoveredGPU",
+    "DiscoveredMetadata",
+    "DiscoveredModelSource",
+    "DiscoverySpec",
+    "EnvVar",
+    "GPUSelector",
+    "ImageMetadata",
+    "LocalObjectReference",
+    "Metric",
+    "ModelMetadata",
+    "OCIMetadata",
+    "ObjectMeta",
+    "OwnerReference",
+    "Precision",
+    "PrinterColumn",
+    "Profile",
+    "ProfileMetadata",
+    "Quantity",
+    "Reason",
+    "RecommendedDeployment",
+    "ResolvedReference",
+    "ResolvedScope",
+    "ResourceInfo",
+    "ResourceRequirements",
+    "RuntimeConfigModelPolicy",
+    "TemplateCandidate",
+    "Time",
+]
+
+ALL_KINDS: tuple[type[AIMObject], ...] = (
+    AIMClusterModel,
+    AIMModel,
+    AIMClusterServiceTemplate,
+    AIMServiceTemplate,
+    AIMService,
+    AIMClusterRuntimeConfig,
+    AIMRuntimeConfig,
+)
