@@ -1,0 +1,74 @@
+"""Predicates and their combinators."""
+
+from __future__ import annotations
+
+from aimctrl.testing.fakes import obj
+
+from aimctrl.machinery.predicate import (
+    AnnotationChanged,
+    Funcs,
+    GenerationChanged,
+    LabelChanged,
+    LabelSelector,
+    Predicate,
+    ResourceVersionChanged,
+    and_,
+    not_,
+    or_,
+)
+
+
+def test_generation_changed_passes_creates_and_deletes_but_filters_status_updates() -> None:
+    p = GenerationChanged()
+    a1 = obj("a", "1", generation=1)
+    assert p.create(a1)
+    assert p.delete(a1)
+    assert not p.update(a1, obj("a", "2", generation=1))
+    assert p.update(a1, obj("a", "3", generation=2))
+
+
+def test_resource_version_changed_filters_resyncs() -> None:
+    p = ResourceVersionChanged()
+    a1 = obj("a", "1")
+    assert not p.update(a1, a1)
+    assert p.update(a1, obj("a", "2"))
+
+
+def test_label_and_annotation_changed() -> None:
+    assert LabelChanged().update(obj("a", "1"), obj("a", "2", labels={"x": "1"}))
+    assert not LabelChanged().update(obj("a", "1", labels={}), obj("a", "2"))
+    assert AnnotationChanged().update(obj("a", "1"), obj("a", "2", annotations={"k": "v"}))
+
+
+def test_label_selector_checks_the_new_object_on_update() -> None:
+    p = LabelSelector({"app": "aim"})
+    yes = obj("a", "1", labels={"app": "aim", "x": "y"})
+    no = obj("a", "2", labels={"app": "other"})
+    assert p.create(yes)
+    assert not p.create(no)
+    assert p.update(no, yes)
+    assert not p.update(yes, no)
+    assert not p.delete(no)
+
+
+def test_combinators_and_operators() -> None:
+    gen, sel = GenerationChanged(), LabelSelector({"app": "aim"})
+    old = obj("a", "1", generation=1, labels={"app": "aim"})
+    same_gen = obj("a", "2", generation=1, labels={"app": "aim"})
+    assert not (gen & sel).update(old, same_gen)
+    assert (gen | sel).update(old, same_gen)
+    assert (~gen).update(old, same_gen)
+    assert and_(gen, sel).create(old)
+    assert not or_().create(old)
+    assert and_().create(old)
+    assert not not_(sel).create(old)
+
+
+def test_funcs_and_base_predicate_default_to_pass() -> None:
+    a = obj("a", "1")
+    assert Predicate().create(a)
+    assert Predicate().update(a, a)
+    p = Funcs(delete=lambda o: False)
+    assert p.create(a)
+    assert p.update(a, a)
+    assert not p.delete(a)
