@@ -20,6 +20,7 @@ process (``hack/dev-cluster down``) stop them by pid.
 from __future__ import annotations
 
 import contextlib
+import base64
 import json
 import os
 import shutil
@@ -190,23 +191,33 @@ class ControlPlane:
 
     def restart_apiserver(self) -> None:
         """Kill kube-apiserver and start it again on the same port (for fault tests)."""
-        proc = self.procs.pop("kube-apiserver")
-        stop_pids([proc.popen.pid])
-        proc.popen.wait(timeout=30)
-        self._spawn("kube-apiserver", proc.argv)
-        self._wait_apiserver()
+        self.stop_apiserver()
+        self.start_apiserver()
 
     def etcd_compact(self) -> int:
         """Compact etcd to its current revision; returns the revision compacted to."""
-        base = f"http://127.0.0.1:{self.ports['etcd']}"
-        with httpx.Client(timeout=10) as c:
-            rev = int(
-                c.post(f"{base}/v3/kv/range", json={"key": "AA=="}).json()["header"]["revision"]
-            )
-            c.post(
-                f"{base}/v3/kv/compaction", json={"revision": rev, "physical": True}
-            ).raise_for_status()
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.ports['etcd']}", timeout=10) as c:
+            rev = int(c.post("/v3/kv/range", json={"key": _b64("/")}).json()["header"]["revision"])
+            c.post("/v3/kv/compaction", json={"revision": rev, "physical": True}).raise_for_status()
         return rev
+
+    def etcd_delete(self, key: str) -> None:
+        """Delete one key straight from etcd, behind the apiserver's back (for fault tests)."""
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.ports['etcd']}", timeout=10) as c:
+            r = c.post("/v3/kv/deleterange", json={"key": _b64(key)})
+            r.raise_for_status()
+            if int(r.json().get("deleted", 0)) != 1:
+                raise ControlPlaneError(f"etcd key {key} not found")
+
+    def stop_apiserver(self) -> None:
+        proc = self.procs["kube-apiserver"]
+        stop_pids([proc.popen.pid])
+        proc.popen.wait(timeout=30)
+
+    def start_apiserver(self) -> None:
+        proc = self.procs.pop("kube-apiserver")
+        self._spawn("kube-apiserver", proc.argv)
+        self._wait_apiserver()
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         res = subprocess.run(
@@ -562,6 +573,10 @@ class ControlPlane:
                 return r.status_code == 200
 
         self._wait("kube-controller-manager", exists)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _is_ours(pid: int) -> bool:

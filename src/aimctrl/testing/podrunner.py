@@ -172,30 +172,44 @@ class DiscoveryPodRunner:
                 "conditions": [
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
                     {"type": "Initialized", "status": "True", "lastTransitionTime": started},
-                    {"type": "Ready", "status": "False", "reason": "PodCompleted",
-                     "lastTransitionTime": finished},
-                    {"type": "ContainersReady", "status": "False", "reason": "PodCompleted",
-                     "lastTransitionTime": finished},
+                    {
+                        "type": "Ready",
+                        "status": "False",
+                        "reason": "PodCompleted",
+                        "lastTransitionTime": finished,
+                    },
+                    {
+                        "type": "ContainersReady",
+                        "status": "False",
+                        "reason": "PodCompleted",
+                        "lastTransitionTime": finished,
+                    },
                 ],
-                "containerStatuses": [{
-                    "name": container["name"],
-                    "image": container.get("image", ""),
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {"terminated": {
-                        "exitCode": exit_code,
-                        "reason": "Completed" if exit_code == 0 else "Error",
-                        "message": message,
-                        "startedAt": started,
-                        "finishedAt": finished,
-                    }},
-                }],
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "image": container.get("image", ""),
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "started": False,
+                        "state": {
+                            "terminated": {
+                                "exitCode": exit_code,
+                                "reason": "Completed" if exit_code == 0 else "Error",
+                                "message": message,
+                                "startedAt": started,
+                                "finishedAt": finished,
+                            }
+                        },
+                    }
+                ],
             }
         }
         self._core.patch_namespaced_pod_status(
-            meta["name"], meta["namespace"], body,
+            meta["name"],
+            meta["namespace"],
+            body,
             _content_type="application/strategic-merge-patch+json",
         )
 
