@@ -90,8 +90,15 @@ def test_custom_object_create_list_watch_and_status_update(
     def watch() -> None:
         # Raw streamed watch: one JSON event per line, from the list's resourceVersion.
         resp = co.list_namespaced_custom_object(
-            GROUP, "v1", namespace, "widgets", watch=True, resource_version=start_rv,
-            allow_watch_bookmarks=True, timeout_seconds=30, _preload_content=False,
+            GROUP,
+            "v1",
+            namespace,
+            "widgets",
+            watch=True,
+            resource_version=start_rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=30,
+            _preload_content=False,
         )
         for line in resp:
             event = json.loads(line)
@@ -107,17 +114,27 @@ def test_custom_object_create_list_watch_and_status_update(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
 
-    body = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w1"},
-            "spec": {"size": 3}}
+    body = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w1"},
+        "spec": {"size": 3},
+    }
     created = co.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", body)
     assert created["metadata"]["uid"]
-    names = [o["metadata"]["name"] for o in
-             co.list_namespaced_custom_object(GROUP, "v1", namespace, "widgets")["items"]]
+    names = [
+        o["metadata"]["name"]
+        for o in co.list_namespaced_custom_object(GROUP, "v1", namespace, "widgets")["items"]
+    ]
     assert names == ["w1"]
 
     # The status subresource ignores spec changes and the main resource ignores status.
     co.patch_namespaced_custom_object_status(
-        GROUP, "v1", namespace, "widgets", "w1",
+        GROUP,
+        "v1",
+        namespace,
+        "widgets",
+        "w1",
         {"status": {"phase": "Ready"}, "spec": {"size": 99}},
     )
     got = co.get_namespaced_custom_object(GROUP, "v1", namespace, "widgets", "w1")
@@ -132,25 +149,36 @@ def test_custom_object_create_list_watch_and_status_update(
 def test_schema_validation_rejects_with_field_path(kubectl: Kubectl, namespace: str) -> None:
     kubectl.apply(_widget_crd())
     kubectl("wait", "--for=condition=Established", f"crd/widgets.{GROUP}", "--timeout=60s")
-    bad = {"apiVersion": f"{GROUP}/v1", "kind": "Widget",
-           "metadata": {"name": "bad", "namespace": namespace}, "spec": {"size": 0}}
+    bad = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Widget",
+        "metadata": {"name": "bad", "namespace": namespace},
+        "spec": {"size": 0},
+    }
     res = kubectl.run("apply", "-f", "-", input=json.dumps(bad), check=False)
     assert res.returncode != 0
     assert "spec.size" in res.stderr
 
 
-def _job(name: str, namespace: str, owner: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+def _job(
+    name: str, namespace: str, owner: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "ownerReferences": [{
-                "apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
-                "uid": owner["metadata"]["uid"], "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "name": owner["metadata"]["name"],
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {
             "backoffLimit": 0,

@@ -19,8 +19,8 @@ process (``hack/dev-cluster down``) stop them by pid.
 
 from __future__ import annotations
 
-import contextlib
 import base64
+import contextlib
 import json
 import os
 import shutil

@@ -19,6 +19,7 @@ the service-account token (discovery pods set ``automountServiceAccountToken: fa
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -227,10 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     runner.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     runner.stop()
     return 0
 
