@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,7 +75,71 @@ def build_parser() -> argparse.ArgumentParser:
         help="format of the log lines on stderr (stdout carries only the result)",
     )
     disc.set_defaults(handler=_run_discover)
+    _add_run_parser(commands)
     return parser
+
+
+def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run the manager (all reconcilers, metrics, probes, leader election)",
+        description="Run the aimctrl manager against the cluster of --kubeconfig or in-cluster.",
+    )
+    env = os.environ.get
+    run.add_argument("--kubeconfig", default=None, help="kubeconfig path (default: in-cluster)")
+    run.add_argument("--metrics-bind-address", default=":8080", help='"0" disables metrics')
+    run.add_argument("--health-probe-bind-address", default=":8081", help='"0" disables probes')
+    run.add_argument("--leader-elect", action="store_true", help="hold a Lease before working")
+    run.add_argument("--leader-election-namespace", default=None)
+    run.add_argument("--workers", type=int, default=2, help="worker threads per controller")
+    run.add_argument(
+        "--operator-namespace",
+        default=env("AIM_OPERATOR_NAMESPACE", "kaiwo-system"),
+        help="namespace of cluster models' discovery Jobs and secrets (env AIM_OPERATOR_NAMESPACE)",
+    )
+    run.add_argument("--discovery-mode", choices=("job", "inline"), default="job")
+    run.add_argument(
+        "--discovery-image",
+        default=env("AIMCTRL_IMAGE", "aimctrl:dev"),
+        help="image of discovery Jobs (env AIMCTRL_IMAGE: the manager's own image)",
+    )
+    run.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="registries reached over plain HTTP (loopback registries always are)",
+    )
+    run.add_argument("--log-format", choices=("json", "console"), default="json")
+    run.add_argument("--log-level", default="info")
+    run.add_argument("--impersonate-user", default=None, help=argparse.SUPPRESS)
+    run.add_argument("--impersonate-group", action="append", default=[], help=argparse.SUPPRESS)
+    run.set_defaults(handler=_run_manager)
+
+
+def _run_manager(args: argparse.Namespace) -> int:
+    configure_logging(format=args.log_format, level=args.log_level)
+    # Imported here: the discover sub-command (the discovery Job) needs none of the manager.
+    from aimctrl.controllers.context import DiscoveryMode, Settings
+    from aimctrl.manager import Manager, ManagerOptions
+
+    options = ManagerOptions(
+        kubeconfig=args.kubeconfig,
+        metrics_bind_address=args.metrics_bind_address,
+        health_probe_bind_address=args.health_probe_bind_address,
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace,
+        impersonate_user=args.impersonate_user,
+        impersonate_groups=tuple(args.impersonate_group),
+        settings=Settings(
+            operator_namespace=args.operator_namespace,
+            discovery_mode=DiscoveryMode(args.discovery_mode),
+            discovery_image=args.discovery_image,
+            insecure_registries=tuple(args.insecure_registry),
+            workers=args.workers,
+        ),
+    )
+    return Manager(options).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -109,6 +109,17 @@ class KubeClient:
         )
 
     @property
+    def api_client(self) -> Any:
+        """The official ``ApiClient`` (for the Lease lock), impersonating like this client.
+
+        Only the user is impersonated there: RBAC bindings to a service account match its user
+        name, and the official client sends one value per default header.
+        """
+        if self._impersonate_user:
+            self._api.set_default_header("Impersonate-User", self._impersonate_user)  # type: ignore[no-untyped-call]
+        return self._api
+
+    @property
     def host(self) -> str:
         return self._host
 
