@@ -1,0 +1,144 @@
+"""Two ``aimctrl run --leader-elect`` processes against the real apiserver.
+
+Exactly one holds the Lease and runs workers (the standby's reconcile counters stay at zero);
+SIGKILL the leader and the standby takes over within the Lease duration (15 s) plus one retry
+period, and starts reconciling.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aimctrl.testing.controlplane import free_port
+from aimctrl.testing.helpers import Kubectl, eventually
+
+pytestmark = pytest.mark.integration
+
+LEASE = "aimctrl-leader.aim.silogen.ai"
+
+
+class ManagerProcess:
+    def __init__(self, kubeconfig: str, namespace: str, log: Path) -> None:
+        self.metrics = free_port()
+        self.probes = free_port()
+        self.log = log
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aimctrl",
+                "run",
+                f"--kubeconfig={kubeconfig}",
+                "--leader-elect",
+                f"--operator-namespace={namespace}",
+                f"--metrics-bind-address=127.0.0.1:{self.metrics}",
+                f"--health-probe-bind-address=127.0.0.1:{self.probes}",
+                "--discovery-mode=inline",
+                "--log-format=json",
+            ],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def reconciles(self) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("controller_runtime_reconcile_total{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.probes}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def election_namespace(kubectl: Kubectl) -> Iterator[str]:
+    name = f"le-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _holder(kubectl: Kubectl, namespace: str) -> str:
+    res = kubectl.run(
+        "get", "lease", LEASE, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}", check=False
+    )
+    return res.stdout.strip() if res.returncode == 0 else ""
+
+
+def _identity_of(log: Path) -> str | None:
+    m = re.search(r'"identity": ?"([^"]+)"', log.read_text(errors="replace"))
+    return m.group(1) if m else None
+
+
+def test_one_leader_reconciles_and_standby_takes_over_after_sigkill(
+    kubeconfig_path: str,
+    kubectl: Kubectl,
+    crds_installed: None,
+    election_namespace: str,
+    tmp_path: Path,
+) -> None:
+    a = ManagerProcess(kubeconfig_path, election_namespace, tmp_path / "a.log")
+    eventually(lambda: _holder(kubectl, election_namespace), timeout=30, what="first leader")
+    b = ManagerProcess(kubeconfig_path, election_namespace, tmp_path / "b.log")
+    procs = {"a": a, "b": b}
+    try:
+        eventually(lambda: a.ready() and b.ready(), timeout=60, what="both caches synced")
+        # Give the standby several retry periods to (wrongly) grab the lease or reconcile.
+        kubectl.apply(
+            {
+                "apiVersion": "aim.silogen.ai/v1alpha1",
+                "kind": "AIMModel",
+                "metadata": {"name": "le-model", "namespace": election_namespace},
+                "spec": {"image": "127.0.0.1:1/none:1", "discovery": {"enabled": False}},
+            }
+        )
+        time.sleep(6)
+        holder = _holder(kubectl, election_namespace)
+        assert holder == _identity_of(a.log), (holder, a.log.read_text()[-2000:])
+        assert b.reconciles() == 0, "the standby must not reconcile"
+        if a.reconciles() == 0:
+            pytest.fail("the leader did not reconcile anything:\n" + a.log.read_text()[-3000:])
+
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(timeout=10)
+        killed = time.monotonic()
+        eventually(
+            lambda: _holder(kubectl, election_namespace) == _identity_of(b.log),
+            timeout=30,
+            interval=0.2,
+            what="standby holds the lease",
+        )
+        took = time.monotonic() - killed
+        print(f"takeover after SIGKILL: {took:.1f}s")
+        assert took <= 17.0, f"takeover took {took:.1f}s (lease 15 s + retry 2 s)"
+        kubectl("annotate", "aimmodel", "le-model", "-n", election_namespace, "touch=1")
+        eventually(lambda: b.reconciles() > 0, timeout=30, what="new leader reconciles")
+    finally:
+        for p in procs.values():
+            p.stop()
+    assert b.proc.returncode == 0, (tmp_path / "b.log").read_text()[-2000:]
+    assert "lease" in (tmp_path / "b.log").read_text().lower()
