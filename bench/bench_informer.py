@@ -174,7 +174,9 @@ VARIANTS = {"ours": run_ours, "official": run_official}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument(
+        "--kubeconfig", help="cluster to use (default: start a local apiserver + etcd for the run)"
+    )
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--namespace", default="aimctrl-bench")
     parser.add_argument("--keep", action="store_true", help="keep the scratch namespace")
@@ -186,6 +188,16 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    with contextlib.ExitStack() as stack:
+        if not args.kubeconfig:
+            from aimctrl.testing.controlplane import ControlPlane
+
+            plane = stack.enter_context(ControlPlane(with_controllers=False))
+            args.kubeconfig = str(plane.kubeconfig)
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     client = KubeClient.from_kubeconfig(args.kubeconfig)
     create_rate = seed(client, args.namespace, args.objects)
     print(f"seeded {args.objects} ConfigMaps in {args.namespace} ({create_rate:.0f} creates/s)")

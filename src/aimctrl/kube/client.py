@@ -18,6 +18,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -505,7 +506,10 @@ class _WatchStream:
         # shutdown() aborts a read blocked in another thread; close() alone would not.
         shutdown = getattr(self._resp, "shutdown", None)
         if shutdown is not None:
-            shutdown()
+            # urllib3 raises ValueError when the socket is already gone (connection dropped or
+            # returned to the pool): the stream is closed either way.
+            with contextlib.suppress(ValueError, OSError):
+                shutdown()
 
     def __iter__(self) -> Iterator[WatchEvent]:
         buf = bytearray()
