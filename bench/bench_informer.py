@@ -234,6 +234,11 @@ def run(args: argparse.Namespace) -> None:
             f"{r['variant']:<10} {r['objects']:>8} {r['sync_s']:>8.2f} "
             f"{r['objects_per_s']:>10.0f} {r['rss_per_object_b']:>10.0f}"
         )
+    by = {r["variant"]: r for r in rows}
+    if "ours" in by and "official" in by:
+        speed = by["ours"]["objects_per_s"] / by["official"]["objects_per_s"]
+        memory = by["ours"]["rss_per_object_b"] / by["official"]["rss_per_object_b"]
+        print(f"\nratio ours/official: sync speed {speed:.2f}x, RSS per object {memory:.2f}x")
     print(json.dumps(rows))
 
 
