@@ -72,7 +72,8 @@ def test_nodes_are_ready_and_one_is_an_mi300x_gpu_node(kubectl: Kubectl) -> None
     assert gpu["status"]["allocatable"]["amd.com/gpu"] == "8"
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
-        assert ready and ready[0]["status"] == "True", node["metadata"]["name"]
+        assert ready, node["metadata"]["name"]
+        assert ready[0]["status"] == "True", node["metadata"]["name"]
 
 
 def test_custom_object_create_list_watch_and_status_update(

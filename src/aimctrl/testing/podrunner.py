@@ -50,7 +50,7 @@ class DiscoveryPodRunner:
     """Watches bound discovery pods in all namespaces and runs each once."""
 
     def __init__(self, kubeconfig: str, *, log_dir: Path | None = None) -> None:
-        self._api = config.new_client_from_config(config_file=kubeconfig)
+        self._api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         self._core = client.CoreV1Api(self._api)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,7 +86,7 @@ class DiscoveryPodRunner:
                 pods = self._core.list_pod_for_all_namespaces(
                     label_selector=DISCOVERY_POD_LABEL, _preload_content=False
                 )
-                for pod in json.loads(pods.data)["items"]:
+                for pod in json.loads(pods.data)["items"]:  # type: ignore[attr-defined]
                     self._maybe_run(pod)
             except Exception as e:  # noqa: BLE001 - the runner must outlive apiserver restarts
                 (self.log_dir / "runner-errors.log").open("a").write(f"{_now()} {e!r}\n")
@@ -107,9 +107,8 @@ class DiscoveryPodRunner:
 
     # ------------------------------------------------------------------ one pod
     def _secret_files(self, namespace: str, secret_name: str, target: Path) -> None:
-        secret = json.loads(
-            self._core.read_namespaced_secret(secret_name, namespace, _preload_content=False).data
-        )
+        raw: Any = self._core.read_namespaced_secret(secret_name, namespace, _preload_content=False)
+        secret = json.loads(raw.data)
         target.mkdir(parents=True, exist_ok=True)
         for key, value in (secret.get("data") or {}).items():
             (target / key).write_bytes(base64.b64decode(value))

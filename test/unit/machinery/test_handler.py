@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aimctrl.testing.fakes import obj
-
 from aimctrl.machinery.handler import (
     EnqueueRequestForObject,
     EnqueueRequestForOwner,
@@ -13,6 +11,7 @@ from aimctrl.machinery.handler import (
 from aimctrl.machinery.predicate import GenerationChanged
 from aimctrl.machinery.reconcile import Request
 from aimctrl.machinery.store import DeletedFinalStateUnknown, Object
+from aimctrl.testing.fakes import obj
 
 
 class ListQueue:

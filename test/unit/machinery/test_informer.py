@@ -7,13 +7,13 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from aimctrl.testing.fakes import ScriptedListerWatcher, bookmark, ev, obj
 
 from aimctrl.machinery.clock import FakeClock
 from aimctrl.machinery.informer import InformerFactory, SharedInformer, wait_for_cache_sync
 from aimctrl.machinery.listwatch import GoneError, ListPage
 from aimctrl.machinery.reflector import Backoff
 from aimctrl.machinery.store import DeletedFinalStateUnknown, Object
+from aimctrl.testing.fakes import ScriptedListerWatcher, bookmark, ev, obj
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from aimctrl.testing.fakes import obj
-
 from aimctrl.machinery.lister import Lister, labels_match
 from aimctrl.machinery.store import Indexer, Object
+from aimctrl.testing.fakes import obj
 
 
 def names(objs: list[Object]) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aimctrl.testing.fakes import obj
-
 from aimctrl.machinery.predicate import (
     AnnotationChanged,
     Funcs,
@@ -16,6 +14,7 @@ from aimctrl.machinery.predicate import (
     not_,
     or_,
 )
+from aimctrl.testing.fakes import obj
 
 
 def test_generation_changed_passes_creates_and_deletes_but_filters_status_updates() -> None:

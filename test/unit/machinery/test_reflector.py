@@ -7,12 +7,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from aimctrl.testing.fakes import ScriptedListerWatcher, bookmark, error_event, ev, obj
 
 from aimctrl.machinery.clock import FakeClock
 from aimctrl.machinery.listwatch import GoneError, ListPage, WatchError
 from aimctrl.machinery.reflector import Backoff, Reflector
 from aimctrl.machinery.store import Indexer
+from aimctrl.testing.fakes import ScriptedListerWatcher, bookmark, error_event, ev, obj
 
 pytestmark = pytest.mark.timeout(20)
 

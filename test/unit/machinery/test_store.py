@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from aimctrl.testing.fakes import obj
 
 from aimctrl.machinery.store import (
     NAMESPACE_INDEX,
@@ -15,6 +14,7 @@ from aimctrl.machinery.store import (
     split_key,
     unwrap,
 )
+from aimctrl.testing.fakes import obj
 
 
 def by_owner(o: Object) -> list[str]:
