@@ -1,0 +1,397 @@
+"""Template status (SPEC §5): every template, auto-generated or hand-written, is reconciled.
+
+For a template (``AIMClusterServiceTemplate``: request namespace ``""``; ``AIMServiceTemplate``:
+its namespace) the reconciler looks up its model — ``AIMModel`` in the template's namespace, then
+``AIMClusterModel``; a cluster template sees cluster models only — resolves its runtime config,
+and writes the template's status: ``resolvedModel``, ``resolvedRuntimeConfig``,
+``profile.metadata`` {gpu, gpu_count, metric, precision}, ``status`` and the conditions
+``ModelResolved``, ``RuntimeResolved`` and ``Ready``.
+
+Status, first matching rule wins (``Ready`` condition reason in brackets):
+
+* no such model → ``Degraded`` (``ModelNotFound``, naming where it looked);
+* the model is ``Failed`` → ``Degraded`` (``ModelFailed``, with the model's own Ready message);
+* the explicitly named runtime config is missing → ``Degraded`` (``RuntimeConfigMissing``);
+* the model was never reconciled (no status yet) → ``Pending`` (``ModelNotReady``);
+* the model's discovery is still running or retrying (``MetadataExtracted`` Unknown, or reason
+  ``DiscoveryRunning`` / ``DiscoveryRetrying``) → ``Progressing`` (``ModelNotReady``);
+* otherwise → ``Ready`` (``Ready``). The model's own ``status.status`` being ``Progressing`` or
+  ``Degraded`` does not hold a template back: the model aggregates *its templates'* statuses,
+  so depending on it here would be circular.
+
+Guarantees: the status is written with server-side apply on the status subresource, field
+manager ``aimctrl-template``, only when the computed status differs from the cached one (a
+converged template causes no writes); ``lastTransitionTime`` moves only when a condition flips;
+events are emitted on transitions of ``status`` into ``Ready`` or ``Degraded`` only. A template
+recovers by itself: model and runtime-config events are mapped back to the templates naming
+them (indices ``modelName`` and ``runtimeConfigName`` on the template informers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from aimctrl.api.conditions import find, set_status_condition
+from aimctrl.api.v1alpha1.common import API_VERSION, GROUP, Condition
+from aimctrl.api.v1alpha1.enums import AIMStatus, ConditionStatus, ConditionType, Reason
+from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
+from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRuntimeConfig
+from aimctrl.api.v1alpha1.template import (
+    AIMClusterServiceTemplate,
+    AIMServiceTemplate,
+    AIMServiceTemplateStatus,
+    Profile,
+    ProfileMetadata,
+)
+from aimctrl.controllers.context import Context, EventType, field_manager, resource_of
+from aimctrl.machinery.controller import Controller
+from aimctrl.machinery.handler import EnqueueRequestForObject, EnqueueRequestsFromMapFunc
+from aimctrl.machinery.lister import Lister
+from aimctrl.machinery.reconcile import Request, Result
+from aimctrl.machinery.store import Object
+from aimctrl.rbac import PolicyRule
+from aimctrl.resolve.models import FoundModel, lookup_model, resolved_reference
+from aimctrl.resolve.runtimeconfig import DEFAULT_RUNTIME_CONFIG, resolve_runtime_config
+from aimctrl.resolve.templates import AnyModel, AnyTemplate, template_profile
+
+__all__ = [
+    "CONTROLLER",
+    "FIELD_MANAGER",
+    "MODEL_NAME_INDEX",
+    "RBAC",
+    "RUNTIME_CONFIG_INDEX",
+    "TemplateReconciler",
+    "model_name_index",
+    "runtime_config_index",
+    "setup",
+]
+
+log = structlog.get_logger(__name__)
+
+CONTROLLER = "template"
+FIELD_MANAGER = field_manager(CONTROLLER)
+MODEL_NAME_INDEX = "modelName"
+RUNTIME_CONFIG_INDEX = "runtimeConfigName"
+
+RBAC: tuple[PolicyRule, ...] = (
+    PolicyRule(
+        api_groups=(GROUP,),
+        resources=("aimclusterservicetemplates", "aimservicetemplates"),
+        verbs=("get", "list", "watch"),
+    ),
+    PolicyRule(
+        api_groups=(GROUP,),
+        resources=("aimclusterservicetemplates/status", "aimservicetemplates/status"),
+        verbs=("patch",),
+    ),
+    PolicyRule(
+        api_groups=(GROUP,),
+        resources=("aimclustermodels", "aimmodels"),
+        verbs=("get", "list", "watch"),
+    ),
+    PolicyRule(
+        api_groups=(GROUP,),
+        resources=("aimclusterruntimeconfigs", "aimruntimeconfigs"),
+        verbs=("get", "list", "watch"),
+    ),
+    PolicyRule(api_groups=("",), resources=("events",), verbs=("create", "patch")),
+)
+
+_OWN_CONDITIONS = (
+    ConditionType.MODEL_RESOLVED,
+    ConditionType.RUNTIME_RESOLVED,
+    ConditionType.READY,
+)
+_DISCOVERING = frozenset({Reason.DISCOVERY_RUNNING, Reason.DISCOVERY_RETRYING})
+
+
+def model_name_index(obj: Object) -> list[str]:
+    """Templates by ``spec.modelName``."""
+    name = (obj.get("spec") or {}).get("modelName")
+    return [name] if name else []
+
+
+def runtime_config_index(obj: Object) -> list[str]:
+    """Templates by ``spec.runtimeConfigName`` (unset: ``default``)."""
+    return [(obj.get("spec") or {}).get("runtimeConfigName") or DEFAULT_RUNTIME_CONFIG]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    status: AIMStatus
+    reason: Reason
+    message: str
+
+
+def _describe(found: FoundModel) -> str:
+    meta = found.model.metadata
+    where = f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
+    return f"{found.kind} {where}"
+
+
+def _model_verdict(template: AnyTemplate, found: FoundModel | None) -> _Verdict:
+    name = template.spec.model_name
+    namespace = template.metadata.namespace
+    if found is None:
+        where = (
+            f'no AIMModel "{name}" in namespace "{namespace}" and no AIMClusterModel "{name}"'
+            if namespace
+            else f'no AIMClusterModel "{name}"'
+        )
+        return _Verdict(AIMStatus.DEGRADED, Reason.MODEL_NOT_FOUND, f"model not found: {where}")
+    model: AnyModel = found.model
+    conditions = model.status.conditions
+    if model.status.status == AIMStatus.FAILED:
+        ready = find(conditions, ConditionType.READY)
+        detail = f": {ready.message}" if ready and ready.message else ""
+        return _Verdict(
+            AIMStatus.DEGRADED, Reason.MODEL_FAILED, f"{_describe(found)} has failed{detail}"
+        )
+    if model.status.observed_generation is None and not conditions:
+        return _Verdict(
+            AIMStatus.PENDING,
+            Reason.MODEL_NOT_READY,
+            f"waiting for {_describe(found)} to be reconciled",
+        )
+    extracted = find(conditions, ConditionType.METADATA_EXTRACTED)
+    if extracted is not None and (
+        extracted.status == ConditionStatus.UNKNOWN or extracted.reason in _DISCOVERING
+    ):
+        return _Verdict(
+            AIMStatus.PROGRESSING,
+            Reason.MODEL_NOT_READY,
+            f"{_describe(found)} is still being discovered",
+        )
+    return _Verdict(AIMStatus.READY, Reason.READY, f"model {_describe(found)} is available")
+
+
+class TemplateReconciler:
+    """Writes the status of one template from its model and runtime config."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        inf = ctx.informers
+        self._templates = inf.lister(AIMServiceTemplate.RESOURCE)
+        self._cluster_templates = inf.lister(AIMClusterServiceTemplate.RESOURCE)
+        self._models = inf.lister(AIMModel.RESOURCE)
+        self._cluster_models = inf.lister(AIMClusterModel.RESOURCE)
+        self._configs = inf.lister(AIMRuntimeConfig.RESOURCE)
+        self._cluster_configs = inf.lister(AIMClusterRuntimeConfig.RESOURCE)
+
+    def reconcile(self, request: Request) -> Result:
+        template: AnyTemplate
+        if request.namespace:
+            raw = self._templates.get(request.name, request.namespace)
+            if raw is None:
+                return Result()
+            template = AIMServiceTemplate.model_validate(raw)
+        else:
+            raw = self._cluster_templates.get(request.name)
+            if raw is None:
+                return Result()
+            template = AIMClusterServiceTemplate.model_validate(raw)
+        if template.metadata.deletion_timestamp is not None:
+            return Result()
+
+        found = lookup_model(
+            template.spec.model_name,
+            request.namespace,
+            get_namespaced=self._get_model,
+            get_cluster=self._get_cluster_model,
+        )
+        runtime = resolve_runtime_config(
+            consumer_namespace=request.namespace,
+            name=template.spec.runtime_config_name,
+            get_namespaced=self._get_config,
+            get_cluster=self._get_cluster_config,
+        )
+        verdict = _model_verdict(template, found)
+        if runtime.blocking and verdict.status != AIMStatus.DEGRADED:
+            verdict = _Verdict(AIMStatus.DEGRADED, Reason.RUNTIME_CONFIG_MISSING, runtime.message)
+
+        generation = template.metadata.generation
+        status = AIMServiceTemplateStatus(
+            observed_generation=generation,
+            status=verdict.status,
+            conditions=[c.model_copy(deep=True) for c in template.status.conditions],
+            resolved_model=resolved_reference(found.model) if found else None,
+            resolved_runtime_config=runtime.reference,
+            profile=Profile(
+                metadata=ProfileMetadata.model_validate(
+                    template_profile(template, found.model if found else None)
+                )
+            ),
+        )
+        now = dt.datetime.fromtimestamp(self._ctx.clock.wall(), dt.UTC)
+        model_resolved = (
+            Condition(
+                type=ConditionType.MODEL_RESOLVED,
+                status=ConditionStatus.TRUE,
+                reason=Reason.MODEL_RESOLVED,
+                message=f"using {_describe(found)}",
+                observed_generation=generation,
+            )
+            if found
+            else Condition(
+                type=ConditionType.MODEL_RESOLVED,
+                status=ConditionStatus.FALSE,
+                reason=Reason.MODEL_NOT_FOUND,
+                message=verdict.message,
+                observed_generation=generation,
+            )
+        )
+        for condition in (
+            model_resolved,
+            Condition(
+                type=ConditionType.RUNTIME_RESOLVED,
+                status=runtime.status,
+                reason=runtime.reason,
+                message=runtime.message,
+                observed_generation=generation,
+            ),
+            Condition(
+                type=ConditionType.READY,
+                status=(
+                    ConditionStatus.TRUE
+                    if verdict.status == AIMStatus.READY
+                    else ConditionStatus.FALSE
+                ),
+                reason=verdict.reason,
+                message=verdict.message,
+                observed_generation=generation,
+            ),
+        ):
+            set_status_condition(status.conditions, condition, now)
+        self._write(template, raw, status)
+        return Result()
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def _get_model(self, namespace: str, name: str) -> AIMModel | None:
+        raw = self._models.get(name, namespace)
+        return AIMModel.model_validate(raw) if raw is not None else None
+
+    def _get_cluster_model(self, name: str) -> AIMClusterModel | None:
+        raw = self._cluster_models.get(name)
+        return AIMClusterModel.model_validate(raw) if raw is not None else None
+
+    def _get_config(self, namespace: str, name: str) -> AIMRuntimeConfig | None:
+        raw = self._configs.get(name, namespace)
+        return AIMRuntimeConfig.model_validate(raw) if raw is not None else None
+
+    def _get_cluster_config(self, name: str) -> AIMClusterRuntimeConfig | None:
+        raw = self._cluster_configs.get(name)
+        return AIMClusterRuntimeConfig.model_validate(raw) if raw is not None else None
+
+    # -- write ----------------------------------------------------------------------------------
+
+    def _write(self, template: AnyTemplate, raw: Object, status: AIMServiceTemplateStatus) -> None:
+        owned = status.model_copy(
+            update={"conditions": [c for c in status.conditions if c.type in _OWN_CONDITIONS]}
+        )
+        body_status = owned.to_dict()
+        cached = template.status.model_copy(
+            update={
+                "conditions": [c for c in template.status.conditions if c.type in _OWN_CONDITIONS]
+            }
+        )
+        if body_status == cached.to_dict():
+            return
+        metadata: dict[str, Any] = {"name": template.metadata.name}
+        if template.metadata.namespace:
+            metadata["namespace"] = template.metadata.namespace
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": template.kind,
+            "metadata": metadata,
+            "status": body_status,
+        }
+        self._ctx.client.apply_status(
+            resource_of(type(template).RESOURCE), body, field_manager=FIELD_MANAGER, force=True
+        )
+        old, new = template.status.status, status.status
+        had_status = "status" in (raw.get("status") or {})
+        if new != old or not had_status:
+            ready = find(status.conditions, ConditionType.READY)
+            assert ready is not None  # set above
+            log.info("template status changed", template=template.metadata.name, status=new)
+            if new == AIMStatus.READY:
+                self._ctx.recorder.event(raw, EventType.NORMAL, "TemplateReady", ready.message)
+            elif new == AIMStatus.DEGRADED:
+                self._ctx.recorder.event(raw, EventType.WARNING, ready.reason, ready.message)
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+
+def _requests(objs: list[Object]) -> list[Request]:
+    return [
+        Request(
+            namespace=(o.get("metadata") or {}).get("namespace") or "",
+            name=(o.get("metadata") or {}).get("name") or "",
+        )
+        for o in objs
+    ]
+
+
+def _mapper(
+    templates: Lister, cluster_templates: Lister, index: str
+) -> Callable[[Object], list[Request]]:
+    """Namespaced referent → templates of its namespace; cluster referent → every template
+    naming it (namespaced templates fall back to cluster models and configs)."""
+
+    def requests(obj: Object) -> list[Request]:
+        meta = obj.get("metadata") or {}
+        name, namespace = meta.get("name") or "", meta.get("namespace") or ""
+        if namespace:
+            found = [
+                t
+                for t in templates.by_index(index, name)
+                if (t.get("metadata") or {}).get("namespace") == namespace
+            ]
+            return _requests(found)
+        return _requests(cluster_templates.by_index(index, name) + templates.by_index(index, name))
+
+    return requests
+
+
+def setup(ctx: Context) -> list[Controller]:
+    """Watches: templates (self), models and runtime configs (→ templates naming them)."""
+    controller = Controller(
+        CONTROLLER,
+        TemplateReconciler(ctx),
+        workers=ctx.settings.workers,
+        clock=ctx.clock,
+        metrics=ctx.metrics,
+    )
+    queue = controller.queue
+    inf = ctx.informers
+    indexers = {MODEL_NAME_INDEX: model_name_index, RUNTIME_CONFIG_INDEX: runtime_config_index}
+    templates = inf.informer(AIMServiceTemplate.RESOURCE, indexers=indexers)
+    cluster_templates = inf.informer(AIMClusterServiceTemplate.RESOURCE, indexers=indexers)
+    by_model = _mapper(templates.lister(), cluster_templates.lister(), MODEL_NAME_INDEX)
+    by_config = _mapper(templates.lister(), cluster_templates.lister(), RUNTIME_CONFIG_INDEX)
+    registrations = [
+        templates.add_event_handler(EnqueueRequestForObject(queue)),
+        cluster_templates.add_event_handler(EnqueueRequestForObject(queue)),
+        inf.informer(AIMModel.RESOURCE).add_event_handler(
+            EnqueueRequestsFromMapFunc(queue, by_model)
+        ),
+        inf.informer(AIMClusterModel.RESOURCE).add_event_handler(
+            EnqueueRequestsFromMapFunc(queue, by_model)
+        ),
+        inf.informer(AIMRuntimeConfig.RESOURCE).add_event_handler(
+            EnqueueRequestsFromMapFunc(queue, by_config)
+        ),
+        inf.informer(AIMClusterRuntimeConfig.RESOURCE).add_event_handler(
+            EnqueueRequestsFromMapFunc(queue, by_config)
+        ),
+    ]
+    for registration in registrations:
+        controller.add_has_synced(registration.has_synced)
+    return [controller]
