@@ -1,0 +1,685 @@
+"""Service resolution (SPEC §6): an AIMService → model, template, runtime config, resources,
+and a running workload (Deployment + ClusterIP Service).
+
+Guarantees:
+
+* level-based: one reconcile reads the service and everything it depends on from the shared
+  cache and recomputes the whole status; status is written (server-side apply, field manager
+  ``aimctrl-service``) only when it differs from the cached one;
+* a service naming an image never causes two models: the auto-created model's name is a pure
+  function of the image and ``AlreadyExists`` counts as success, so concurrent reconciles (and
+  reconciles on a cache that has not yet seen the model) converge on one object;
+* every waiting state names what it waits for ("model auto-… is Progressing: …") in the
+  ``Ready`` condition and in the condition of the step that blocks; later steps report the
+  same blocker instead of guessing;
+* the workload is applied only when its content (hash annotation) or replica count differs from
+  the cached object, so a steady state sends no writes; it is owned by the service, so deleting
+  the service removes it (garbage collector);
+* events are emitted on transitions only: a model created, ``status.status`` changed.
+
+Status values: Pending (waiting for the model or a template to become usable), Progressing
+(workload rolling out), Ready (Deployment available), Degraded (something the user must create
+or fix: model or template not found, workload stuck), Failed (explicit runtime config missing,
+model or chosen template Failed, a name taken by a foreign object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from aimctrl.api.conditions import find, set_status_condition
+from aimctrl.api.v1alpha1.common import Condition, ResolvedReference
+from aimctrl.api.v1alpha1.enums import (
+    AIMStatus,
+    ConditionStatus,
+    ConditionType,
+    CreationScope,
+    Reason,
+    ResolvedScope,
+)
+from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
+from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRuntimeConfig
+from aimctrl.api.v1alpha1.service import AIMService, AIMServiceStatus
+from aimctrl.api.v1alpha1.template import AIMClusterServiceTemplate, AIMServiceTemplate
+from aimctrl.controllers.context import Context, EventType, field_manager, resource_of
+from aimctrl.controllers.workload import (
+    LABEL_SERVICE,
+    cluster_ip_service,
+    deployment,
+    deployment_state,
+    needs_apply,
+    owned_by,
+    with_applied_hash,
+    workload_inputs,
+)
+from aimctrl.kube.errors import AlreadyExists
+from aimctrl.kube.resources import DEPLOYMENT, SERVICE, Resource
+from aimctrl.machinery.controller import Controller
+from aimctrl.machinery.handler import (
+    EnqueueRequestForObject,
+    EnqueueRequestForOwner,
+    EnqueueRequestsFromMapFunc,
+    request_for,
+)
+from aimctrl.machinery.reconcile import Request, Result
+from aimctrl.machinery.store import Object
+from aimctrl.rbac import PolicyRule
+from aimctrl.resolve.models import (
+    FoundModel,
+    auto_model_name,
+    auto_model_object,
+    find_model_by_image,
+    lookup_model,
+    resolved_reference,
+)
+from aimctrl.resolve.resources import resolved_resources
+from aimctrl.resolve.runtimeconfig import (
+    RuntimeResolution,
+    resolve_runtime_config,
+)
+from aimctrl.resolve.selection import select_template
+from aimctrl.resolve.templates import AnyModel, AnyTemplate
+
+__all__ = [
+    "CONTROLLER_NAME",
+    "INDEX_IMAGE",
+    "INDEX_MODEL",
+    "INDEX_RUNTIME_CONFIG",
+    "INDEX_TEMPLATE",
+    "RBAC",
+    "ServiceReason",
+    "ServiceReconciler",
+    "service_indexers",
+    "setup",
+]
+
+log = structlog.get_logger(__name__)
+
+CONTROLLER_NAME = "service"
+FIELD_MANAGER = field_manager(CONTROLLER_NAME)
+
+RBAC: tuple[PolicyRule, ...] = (
+    PolicyRule(
+        api_groups=("aim.silogen.ai",), resources=("aimservices",), verbs=("get", "list", "watch")
+    ),
+    PolicyRule(
+        api_groups=("aim.silogen.ai",),
+        resources=("aimservices/status",),
+        verbs=("get", "patch", "update"),
+    ),
+    PolicyRule(
+        api_groups=("aim.silogen.ai",),
+        resources=("aimclustermodels", "aimmodels"),
+        verbs=("create", "get", "list", "watch"),
+    ),
+    PolicyRule(
+        api_groups=("aim.silogen.ai",),
+        resources=(
+            "aimclusterruntimeconfigs",
+            "aimclusterservicetemplates",
+            "aimruntimeconfigs",
+            "aimservicetemplates",
+        ),
+        verbs=("get", "list", "watch"),
+    ),
+    PolicyRule(
+        api_groups=("apps",),
+        resources=("deployments",),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+    ),
+    PolicyRule(
+        api_groups=("",),
+        resources=("services",),
+        verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+    ),
+    PolicyRule(api_groups=("",), resources=("events",), verbs=("create", "patch")),
+)
+
+INDEX_MODEL = "service-by-model"
+"""Services by the model names they may use: ``spec.model.ref``, ``status.resolvedModel.name``
+and, for ``spec.model.image``, the auto-created model's name."""
+INDEX_IMAGE = "service-by-image"
+INDEX_TEMPLATE = "service-by-template"
+INDEX_RUNTIME_CONFIG = "service-by-runtime-config"
+
+_SERVICE = resource_of(AIMService.RESOURCE)
+_WORKLOAD_SELECTOR = LABEL_SERVICE  # an existence selector: only aimctrl's workloads are cached
+
+
+class ServiceReason(StrEnum):
+    """Reasons only the service reconciler writes."""
+
+    MODEL_NAME_TAKEN = "ModelNameTaken"
+    WORKLOAD_CONFLICT = "WorkloadConflict"
+
+
+# --------------------------------------------------------------------------- indexes
+
+
+def _get(obj: Object, *path: str) -> Any:
+    cur: Any = obj
+    for key in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def _index_models(obj: Object) -> list[str]:
+    names = {_get(obj, "spec", "model", "ref"), _get(obj, "status", "resolvedModel", "name")}
+    image = _get(obj, "spec", "model", "image")
+    if image:
+        names.add(auto_model_name(image))
+    return sorted(n for n in names if n)
+
+
+def _index_images(obj: Object) -> list[str]:
+    image = _get(obj, "spec", "model", "image")
+    return [image.strip()] if image else []
+
+
+def _index_templates(obj: Object) -> list[str]:
+    names = {_get(obj, "spec", "templateRef"), _get(obj, "status", "resolvedTemplate", "name")}
+    return sorted(n for n in names if n)
+
+
+def _index_runtime_configs(obj: Object) -> list[str]:
+    return [_get(obj, "spec", "runtimeConfigName") or "default"]
+
+
+def service_indexers() -> dict[str, Any]:
+    """The indexes this reconciler adds to the shared AIMService informer."""
+    return {
+        INDEX_MODEL: _index_models,
+        INDEX_IMAGE: _index_images,
+        INDEX_TEMPLATE: _index_templates,
+        INDEX_RUNTIME_CONFIG: _index_runtime_configs,
+    }
+
+
+# --------------------------------------------------------------------------- outcome
+
+
+@dataclass
+class _Outcome:
+    """The status being computed; ``blocked`` once a step cannot go on."""
+
+    conditions: dict[str, tuple[ConditionStatus, str, str]] = field(default_factory=dict)
+    status: AIMStatus = AIMStatus.PENDING
+    blocked: tuple[str, str] | None = None  # (reason, message) of the first blocker
+    resolved_model: ResolvedReference | None = None
+    resolved_template: ResolvedReference | None = None
+    resolved_runtime_config: ResolvedReference | None = None
+    resolved_resources: dict[str, Any] | None = None
+    template_candidates: list[dict[str, Any]] | None = None
+
+    def ok(self, type_: ConditionType, reason: str, message: str) -> None:
+        self.conditions[type_] = (ConditionStatus.TRUE, reason, message)
+
+    def block(self, type_: ConditionType, status: AIMStatus, reason: str, message: str) -> None:
+        self.conditions[type_] = (ConditionStatus.FALSE, reason, message)
+        self.status = status
+        self.blocked = (reason, message)
+
+    def finish(self) -> None:
+        """Fill the conditions of the steps never reached, and Ready."""
+        steps = (
+            ConditionType.RUNTIME_RESOLVED,
+            ConditionType.MODEL_RESOLVED,
+            ConditionType.TEMPLATE_RESOLVED,
+            ConditionType.WORKLOAD_READY,
+        )
+        if self.blocked is None:
+            self.status = AIMStatus.READY
+            self.ok(ConditionType.READY, Reason.READY, "the model server is available")
+            return
+        reason, message = self.blocked
+        for step in steps:
+            self.conditions.setdefault(step, (ConditionStatus.FALSE, reason, message))
+        self.conditions[ConditionType.READY] = (ConditionStatus.FALSE, reason, message)
+
+
+def _describe(obj: AnyModel | AnyTemplate) -> str:
+    if obj.metadata.namespace:
+        return f"{obj.kind} {obj.metadata.namespace}/{obj.metadata.name}"
+    return f"{obj.kind} {obj.metadata.name}"
+
+
+def _why(obj: AnyModel | AnyTemplate) -> str:
+    """The object's own explanation of its state (Ready condition), for waiting messages."""
+    ready = find(obj.status.conditions, ConditionType.READY)
+    if ready is not None and (ready.message or ready.reason):
+        return ready.message or ready.reason
+    return "no status reported yet"
+
+
+# --------------------------------------------------------------------------- reconciler
+
+
+class ServiceReconciler:
+    """Resolves one AIMService and runs its workload."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._client = ctx.client
+        inf = ctx.informers
+        self.services = inf.lister(AIMService.RESOURCE, indexers=service_indexers())
+        self.models = inf.lister(AIMModel.RESOURCE)
+        self.cluster_models = inf.lister(AIMClusterModel.RESOURCE)
+        self.templates = inf.lister(AIMServiceTemplate.RESOURCE)
+        self.cluster_templates = inf.lister(AIMClusterServiceTemplate.RESOURCE)
+        self.runtime_configs = inf.lister(AIMRuntimeConfig.RESOURCE)
+        self.cluster_runtime_configs = inf.lister(AIMClusterRuntimeConfig.RESOURCE)
+        self.deployments = inf.lister(DEPLOYMENT, label_selector=_WORKLOAD_SELECTOR)
+        self.workload_services = inf.lister(SERVICE, label_selector=_WORKLOAD_SELECTOR)
+
+    # -- cached lookups (parsed fresh: the cache is read-only) ------------------------------
+
+    def _ns_model(self, namespace: str, name: str) -> AIMModel | None:
+        raw = self.models.get(name, namespace)
+        return AIMModel.model_validate(raw) if raw else None
+
+    def _cl_model(self, name: str) -> AIMClusterModel | None:
+        raw = self.cluster_models.get(name)
+        return AIMClusterModel.model_validate(raw) if raw else None
+
+    def _ns_template(self, namespace: str, name: str) -> AIMServiceTemplate | None:
+        raw = self.templates.get(name, namespace)
+        return AIMServiceTemplate.model_validate(raw) if raw else None
+
+    def _cl_template(self, name: str) -> AIMClusterServiceTemplate | None:
+        raw = self.cluster_templates.get(name)
+        return AIMClusterServiceTemplate.model_validate(raw) if raw else None
+
+    def _ns_runtime_config(self, namespace: str, name: str) -> AIMRuntimeConfig | None:
+        raw = self.runtime_configs.get(name, namespace)
+        return AIMRuntimeConfig.model_validate(raw) if raw else None
+
+    def _cl_runtime_config(self, name: str) -> AIMClusterRuntimeConfig | None:
+        raw = self.cluster_runtime_configs.get(name)
+        return AIMClusterRuntimeConfig.model_validate(raw) if raw else None
+
+    # -- reconcile ------------------------------------------------------------------------
+
+    def reconcile(self, request: Request) -> Result:
+        raw = self.services.get(request.name, request.namespace)
+        if raw is None:
+            return Result()  # deleted: the garbage collector removes the workload
+        service = AIMService.model_validate(raw)
+        if service.metadata.deletion_timestamp is not None:
+            return Result()
+        out = _Outcome()
+        self._resolve(service, raw, out)
+        out.finish()
+        self._write_status(raw, service, out)
+        return Result()
+
+    def _resolve(self, service: AIMService, raw: Object, out: _Outcome) -> None:
+        namespace = service.metadata.namespace or ""
+        runtime = resolve_runtime_config(
+            consumer_namespace=namespace,
+            name=service.spec.runtime_config_name,
+            get_namespaced=self._ns_runtime_config,
+            get_cluster=self._cl_runtime_config,
+        )
+        out.resolved_runtime_config = runtime.reference
+        if runtime.blocking:
+            out.block(
+                ConditionType.RUNTIME_RESOLVED, AIMStatus.FAILED, runtime.reason, runtime.message
+            )
+            return
+        out.conditions[ConditionType.RUNTIME_RESOLVED] = (
+            runtime.status,
+            runtime.reason,
+            runtime.message,
+        )
+        model = self._resolve_model(service, raw, runtime, out)
+        if model is None:
+            return
+        template = self._resolve_template(service, model, out)
+        if template is None:
+            return
+        self._run_workload(service, model, template, runtime, out)
+
+    # -- model ----------------------------------------------------------------------------
+
+    def _resolve_model(
+        self, service: AIMService, raw: Object, runtime: RuntimeResolution, out: _Outcome
+    ) -> AnyModel | None:
+        namespace = service.metadata.namespace or ""
+        ref, image = service.spec.model.ref, service.spec.model.image
+        found: FoundModel | None
+        if ref:
+            found = lookup_model(
+                ref, namespace, get_namespaced=self._ns_model, get_cluster=self._cl_model
+            )
+            if found is None:
+                message = f"no AIMModel {namespace}/{ref} and no AIMClusterModel {ref}"
+                out.block(
+                    ConditionType.MODEL_RESOLVED,
+                    AIMStatus.DEGRADED,
+                    Reason.MODEL_NOT_FOUND,
+                    message,
+                )
+                return None
+        else:
+            assert image is not None  # the schema requires exactly one of ref and image
+            found = self._model_by_image(image, namespace)
+            if found is None:
+                self._create_model(service, raw, image, runtime, out)
+                return None
+        model = found.model
+        out.resolved_model = resolved_reference(model)
+        state = model.status.status
+        name = model.metadata.name
+        if state == AIMStatus.FAILED:
+            message = f"model {name} is Failed: {_why(model)}"
+            out.block(ConditionType.MODEL_RESOLVED, AIMStatus.FAILED, Reason.MODEL_FAILED, message)
+            return None
+        if state in (AIMStatus.PENDING, AIMStatus.PROGRESSING):
+            message = f"model {name} is {state.value}: {_why(model)}"
+            out.block(
+                ConditionType.MODEL_RESOLVED, AIMStatus.PENDING, Reason.MODEL_NOT_READY, message
+            )
+            return None
+        out.ok(ConditionType.MODEL_RESOLVED, Reason.MODEL_RESOLVED, f"{_describe(model)} ({state})")
+        return model
+
+    def _model_by_image(self, image: str, namespace: str) -> FoundModel | None:
+        wanted = image.strip()
+        # Filter on the raw dicts first: only models with this image are worth parsing.
+        namespaced = [
+            AIMModel.model_validate(m)
+            for m in self.models.list(namespace)
+            if _get(m, "spec", "image") == wanted
+        ]
+        cluster = [
+            AIMClusterModel.model_validate(m)
+            for m in self.cluster_models.list()
+            if _get(m, "spec", "image") == wanted
+        ]
+        return find_model_by_image(
+            image, namespace, namespaced_models=namespaced, cluster_models=cluster
+        )
+
+    def _create_model(
+        self,
+        service: AIMService,
+        raw: Object,
+        image: str,
+        runtime: RuntimeResolution,
+        out: _Outcome,
+    ) -> None:
+        namespace = service.metadata.namespace or ""
+        policy = runtime.model_policy
+        scope = policy.effective_creation_scope
+        # A namespaced model can use the service's credentials (same namespace); a cluster
+        # model's secrets live in the operator namespace, so nothing is copied there.
+        same_namespace = scope == CreationScope.NAMESPACE
+        body = auto_model_object(
+            image,
+            scope=scope,
+            namespace=namespace,
+            auto_discovery=policy.effective_auto_discovery,
+            image_pull_secrets=service.spec.image_pull_secrets if same_namespace else None,
+            service_account_name=service.spec.service_account_name if same_namespace else None,
+        )
+        kind = AIMModel if body["kind"] == AIMModel.RESOURCE.kind else AIMClusterModel
+        name = body["metadata"]["name"]
+        model_ns = body["metadata"].get("namespace") or ""
+        where = f"{kind.RESOURCE.kind} {model_ns + '/' if model_ns else ''}{name}"
+        out.resolved_model = ResolvedReference(
+            name=name,
+            namespace=model_ns or None,
+            scope=ResolvedScope.NAMESPACE if model_ns else ResolvedScope.CLUSTER,
+            kind=kind.RESOURCE.kind,
+        )
+        lister = self.models if model_ns else self.cluster_models
+        squatter = lister.get(name, model_ns)
+        if squatter is not None:
+            # The deterministic name is taken by a model with another image: creating would
+            # fail forever with AlreadyExists, so say so instead.
+            message = (
+                f"cannot create {where} for image {image}: the name is taken by a model "
+                f"with image {_get(squatter, 'spec', 'image')}"
+            )
+            out.block(
+                ConditionType.MODEL_RESOLVED,
+                AIMStatus.FAILED,
+                ServiceReason.MODEL_NAME_TAKEN,
+                message,
+            )
+            return
+        try:
+            self._client.create(resource_of(kind.RESOURCE), body, namespace=model_ns)
+        except AlreadyExists:
+            # Another reconcile (or a cache that has not caught up) created it: same object.
+            log.debug("auto model already exists", model=name)
+        else:
+            log.info("auto model created", model=name, scope=str(scope), image=image)
+            self._ctx.recorder.event(
+                raw, EventType.NORMAL, Reason.MODEL_CREATED, f"created {where} for image {image}"
+            )
+        message = f"model {name} is Pending: {where} created for image {image}"
+        out.block(ConditionType.MODEL_RESOLVED, AIMStatus.PENDING, Reason.MODEL_CREATED, message)
+
+    # -- template -------------------------------------------------------------------------
+
+    def _resolve_template(
+        self, service: AIMService, model: AnyModel, out: _Outcome
+    ) -> AnyTemplate | None:
+        namespace = service.metadata.namespace or ""
+        name = model.metadata.name
+        selection = select_template(
+            service,
+            model,
+            get_namespaced=self._ns_template,
+            get_cluster=self._cl_template,
+            namespaced_templates=[
+                AIMServiceTemplate.model_validate(t)
+                for t in self.templates.list(namespace)
+                if _get(t, "spec", "modelName") == name
+            ],
+            cluster_templates=[
+                AIMClusterServiceTemplate.model_validate(t)
+                for t in self.cluster_templates.list()
+                if _get(t, "spec", "modelName") == name
+            ],
+        )
+        out.template_candidates = selection.candidates_dicts() or None
+        template = selection.template
+        if template is not None:
+            out.resolved_template = resolved_reference(template)
+        if selection.ready:
+            out.ok(ConditionType.TEMPLATE_RESOLVED, selection.reason, selection.message)
+            return template
+        if selection.reason == Reason.TEMPLATE_NOT_READY and template is not None:
+            state = template.status.status
+            status = state if state in (AIMStatus.FAILED, AIMStatus.DEGRADED) else AIMStatus.PENDING
+        elif selection.reason == Reason.NO_READY_TEMPLATE and selection.candidates:
+            status = AIMStatus.PENDING  # templates exist and are on their way
+        else:
+            status = AIMStatus.DEGRADED  # nothing to wait for: a template must be created
+        out.block(ConditionType.TEMPLATE_RESOLVED, status, selection.reason, selection.message)
+        return None
+
+    # -- workload -------------------------------------------------------------------------
+
+    def _run_workload(
+        self,
+        service: AIMService,
+        model: AnyModel,
+        template: AnyTemplate,
+        runtime: RuntimeResolution,
+        out: _Outcome,
+    ) -> None:
+        resources = resolved_resources(service=service, template=template, model=model)
+        out.resolved_resources = resources.to_dict()
+        inputs = workload_inputs(
+            service, model, template, runtime=runtime.spec, resources=out.resolved_resources
+        )
+        namespace, name = inputs.namespace, inputs.name
+        desired_svc = with_applied_hash(cluster_ip_service(inputs))
+        desired_dep = with_applied_hash(deployment(inputs))
+
+        cached_dep = self.deployments.get(name, namespace)
+        cached_svc = self.workload_services.get(name, namespace)
+        for cached, kind in ((cached_dep, "Deployment"), (cached_svc, "Service")):
+            if cached is not None and not owned_by(cached, inputs.owner_uid):
+                message = f"{kind} {namespace}/{name} exists and is not owned by this AIMService"
+                out.block(
+                    ConditionType.WORKLOAD_READY,
+                    AIMStatus.FAILED,
+                    ServiceReason.WORKLOAD_CONFLICT,
+                    message,
+                )
+                return
+        if needs_apply(cached_svc, desired_svc):
+            self._client.apply(SERVICE, desired_svc, field_manager=FIELD_MANAGER, force=True)
+        current = cached_dep
+        if needs_apply(cached_dep, desired_dep):
+            current = self._client.apply(
+                DEPLOYMENT, desired_dep, field_manager=FIELD_MANAGER, force=True
+            )
+        assert current is not None
+        state = deployment_state(current)
+        if state.available:
+            out.ok(ConditionType.WORKLOAD_READY, Reason.WORKLOAD_READY, state.message)
+        elif state.failed:
+            out.block(
+                ConditionType.WORKLOAD_READY,
+                AIMStatus.DEGRADED,
+                Reason.WORKLOAD_FAILED,
+                state.message,
+            )
+        else:
+            out.block(
+                ConditionType.WORKLOAD_READY,
+                AIMStatus.PROGRESSING,
+                Reason.WORKLOAD_PROGRESSING,
+                f"waiting for {state.message}",
+            )
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _write_status(self, raw: Object, service: AIMService, out: _Outcome) -> None:
+        old = service.status
+        generation = service.metadata.generation
+        now = datetime.fromtimestamp(self._ctx.clock.wall(), UTC)
+        conditions = [c.model_copy(deep=True) for c in old.conditions]
+        for type_, (status, reason, message) in out.conditions.items():
+            condition = Condition(
+                type=type_,
+                status=status,
+                reason=str(reason),
+                message=message,
+                observed_generation=generation,
+            )
+            set_status_condition(conditions, condition, now)
+        new = AIMServiceStatus(
+            observed_generation=generation,
+            status=out.status,
+            conditions=conditions,
+            resolved_model=out.resolved_model,
+            resolved_template=out.resolved_template,
+            resolved_runtime_config=out.resolved_runtime_config,
+            resolved_resources=out.resolved_resources,
+            template_candidates=out.template_candidates,
+        )
+        new_dict = new.to_dict()
+        if new_dict == AIMServiceStatus.model_validate(raw.get("status") or {}).to_dict():
+            return
+        body = {
+            "apiVersion": AIMService.RESOURCE.api_version,
+            "kind": AIMService.RESOURCE.kind,
+            "metadata": {"name": service.metadata.name, "namespace": service.metadata.namespace},
+            "status": new_dict,
+        }
+        self._client.apply_status(_SERVICE, body, field_manager=FIELD_MANAGER, force=True)
+        if old.status != new.status or not raw.get("status"):
+            self._event_for(raw, out)
+
+    def _event_for(self, raw: Object, out: _Outcome) -> None:
+        reason, message = out.blocked or (str(Reason.READY), "the model server is available")
+        warning = out.status in (AIMStatus.FAILED, AIMStatus.DEGRADED)
+        event_type = EventType.WARNING if warning else EventType.NORMAL
+        self._ctx.recorder.event(raw, event_type, str(reason), f"{out.status}: {message}")
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def _filter_namespace(objs: Iterable[Object], namespace: str | None) -> list[Request]:
+    seen: dict[Request, None] = {}
+    for obj in objs:
+        req = request_for(obj)
+        if not namespace or req.namespace == namespace:
+            seen[req] = None
+    return list(seen)
+
+
+def setup(ctx: Context) -> list[Controller]:
+    reconciler = ServiceReconciler(ctx)
+    inf = ctx.informers
+    services = inf.informer(AIMService.RESOURCE, indexers=service_indexers())
+    by_index = reconciler.services.by_index
+
+    def for_model(obj: Object) -> list[Request]:
+        namespace = _get(obj, "metadata", "namespace")
+        image = (_get(obj, "spec", "image") or "").strip()
+        users = by_index(INDEX_MODEL, _get(obj, "metadata", "name") or "")
+        users += by_index(INDEX_IMAGE, image) if image else []
+        return _filter_namespace(users, namespace)
+
+    def for_template(obj: Object) -> list[Request]:
+        namespace = _get(obj, "metadata", "namespace")
+        users = by_index(INDEX_TEMPLATE, _get(obj, "metadata", "name") or "")
+        users += by_index(INDEX_MODEL, _get(obj, "spec", "modelName") or "")
+        return _filter_namespace(users, namespace)
+
+    def for_runtime_config(obj: Object) -> list[Request]:
+        namespace = _get(obj, "metadata", "namespace")
+        users = by_index(INDEX_RUNTIME_CONFIG, _get(obj, "metadata", "name") or "")
+        return _filter_namespace(users, namespace)
+
+    controller = Controller(
+        CONTROLLER_NAME,
+        reconciler,
+        workers=ctx.settings.workers,
+        clock=ctx.clock,
+        metrics=ctx.metrics,
+    )
+    queue = controller.queue
+    registrations = [services.add_event_handler(EnqueueRequestForObject(queue))]
+    mapped: tuple[tuple[Any, Any], ...] = (
+        (AIMModel.RESOURCE, for_model),
+        (AIMClusterModel.RESOURCE, for_model),
+        (AIMServiceTemplate.RESOURCE, for_template),
+        (AIMClusterServiceTemplate.RESOURCE, for_template),
+        (AIMRuntimeConfig.RESOURCE, for_runtime_config),
+        (AIMClusterRuntimeConfig.RESOURCE, for_runtime_config),
+    )
+    informers = [services]
+    for kind, fn in mapped:
+        informer = inf.informer(kind)
+        informers.append(informer)
+        registrations.append(informer.add_event_handler(EnqueueRequestsFromMapFunc(queue, fn)))
+    workload_kinds: tuple[Resource, ...] = (DEPLOYMENT, SERVICE)
+    for res in workload_kinds:
+        informer = inf.informer(res, label_selector=_WORKLOAD_SELECTOR)
+        informers.append(informer)
+        owner = EnqueueRequestForOwner(
+            queue, owner_api_version=AIMService.RESOURCE.api_version, owner_kind="AIMService"
+        )
+        registrations.append(informer.add_event_handler(owner))
+    for informer in informers:
+        controller.add_has_synced(informer.has_synced)
+    for registration in registrations:
+        controller.add_has_synced(registration.has_synced)
+    return [controller]
