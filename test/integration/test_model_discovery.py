@@ -33,20 +33,6 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def secret_mounts(mode: str, request: pytest.FixtureRequest) -> None:
-    """Job mode with pull secrets needs the pod runner to map the parent directory of secret
-    mounts (``--pull-secrets-dir`` names /var/run/aimctrl/pull-secrets, the mounts are its
-    ``NN-<secret>`` children); until it does, these cases are expected to fail in Job mode."""
-    if mode == "job":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="pod runner maps secret mount paths but not their parent directory",
-            )
-        )
-
-
-@pytest.fixture
 def manager(start_manager: Callable[..., Manager], mode: str) -> Manager:
     return start_manager(only=("model",), discovery_mode=mode)
 
@@ -231,7 +217,7 @@ def test_namespaced_model_overrides_cluster_model_of_the_same_name(
 
 
 def test_private_image_via_namespace_runtime_config(
-    secret_mounts: None, kubectl: Kubectl, registries: Any, manager: Manager, namespace: str
+    kubectl: Kubectl, registries: Any, manager: Manager, namespace: str
 ) -> None:
     _pull_secret(kubectl, namespace, "registry-creds", registries.env.dockerconfigjson())
     kubectl.apply(
@@ -253,7 +239,6 @@ def test_private_image_via_namespace_runtime_config(
 
 
 def test_private_image_for_a_cluster_model_uses_operator_namespace_secret(
-    secret_mounts: None,
     kubectl: Kubectl,
     registries: Any,
     manager: Manager,
@@ -281,7 +266,7 @@ def test_private_image_for_a_cluster_model_uses_operator_namespace_secret(
 
 
 def test_missing_pull_secret_blocks_discovery_until_it_appears(
-    secret_mounts: None, kubectl: Kubectl, registries: Any, manager: Manager, namespace: str
+    kubectl: Kubectl, registries: Any, manager: Manager, namespace: str
 ) -> None:
     kubectl.apply(
         _model(

@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,23 +120,29 @@ class DiscoveryPodRunner:
         container = spec["containers"][0]
         work = Path(tempfile.mkdtemp(prefix=f"pod-{name}-", dir=self.log_dir))
         started = _now()
-        # Mount emulation: each secret volume mounted by the container becomes a directory.
+        # Mount emulation: the container's view of the filesystem lives under <work>/fs; each
+        # secret volume is written at its mountPath there, and absolute paths in the arguments
+        # that name a mount, a directory holding mounts, or the termination-message file are
+        # rewritten into that tree.
+        root = work / "fs"
         volumes = {v["name"]: v for v in spec.get("volumes") or []}
-        mapping: dict[str, str] = {}
         message = ""
         exit_code = 1
         try:
+            paths: set[str] = set()
             for mount in container.get("volumeMounts") or []:
                 vol = volumes.get(mount["name"], {})
                 if "secret" in vol:
-                    local = work / "mounts" / mount["name"]
-                    self._secret_files(ns, vol["secret"]["secretName"], local)
-                    mapping[mount["mountPath"]] = str(local)
+                    path = mount["mountPath"].rstrip("/")
+                    self._secret_files(ns, vol["secret"]["secretName"], root / path.lstrip("/"))
+                    paths.add(path)
+                    paths.update(_ancestors(path))
             message_path = container.get("terminationMessagePath") or _DEFAULT_MESSAGE_PATH
-            local_message = work / "termination-log"
-            mapping[message_path] = str(local_message)
+            local_message = root / message_path.lstrip("/")
+            local_message.parent.mkdir(parents=True, exist_ok=True)
+            paths.add(message_path)
             argv = [*container.get("command", []), *container.get("args", [])]
-            argv = [_remap(a, mapping) for a in argv]
+            argv = [_remap(a, paths, root) for a in argv]
             if argv and Path(argv[0]).name == "aimctrl":
                 argv = [sys.executable, "-m", "aimctrl", *argv[1:]]
             if "--termination-message-path" not in " ".join(argv):
@@ -143,7 +150,7 @@ class DiscoveryPodRunner:
             env = {**os.environ}
             for item in container.get("env") or []:
                 if "value" in item:
-                    env[item["name"]] = _remap(item["value"], mapping)
+                    env[item["name"]] = _remap(item["value"], paths, root)
             log = (self.log_dir / f"{ns}_{name}.log").open("wb")
             proc = subprocess.run(
                 argv, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=300, check=False
@@ -214,10 +221,19 @@ class DiscoveryPodRunner:
         )
 
 
-def _remap(value: str, mapping: dict[str, str]) -> str:
-    for src in sorted(mapping, key=len, reverse=True):
-        value = value.replace(src, mapping[src])
-    return value
+def _ancestors(path: str) -> list[str]:
+    """Directories above ``path`` at least three levels deep (never /, /var or /var/run)."""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) for i in range(3, len(parts))]
+
+
+def _remap(value: str, paths: set[str], root: Path) -> str:
+    """Prefix every occurrence of a known absolute path with ``root``, in one pass."""
+    if not paths:
+        return value
+    alternatives = "|".join(re.escape(p) for p in sorted(paths, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w/.-])({alternatives})(?=$|[/=:,\s])")
+    return pattern.sub(lambda m: f"{root}{m.group(1)}", value)
 
 
 def main(argv: list[str] | None = None) -> int:
