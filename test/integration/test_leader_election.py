@@ -1,12 +1,19 @@
 """Two ``aimctrl run --leader-elect`` processes against the real apiserver.
 
 Exactly one holds the Lease and runs workers (the standby's reconcile counters stay at zero);
-SIGKILL the leader and the standby takes over within the Lease duration (15 s) plus one retry
-period, and starts reconciling.
+SIGKILL the leader and the standby takes over once the Lease has expired, and starts reconciling.
+
+The bound: a Lease is valid for 15 s after its last renewal by definition, and (as in client-go)
+the standby measures expiry on its own clock from when it last *saw* the record change, so the
+takeover comes at most 15 s + two retry periods with jitter (2 x 2.4 s) after the kill: one for
+the standby to notice the last renewal, one for its next attempt. 15 s from the kill cannot be
+promised with a 15 s lease; the test prints both the time from the kill and from the last
+renewal written in the Lease.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import signal
 import subprocess
@@ -25,6 +32,7 @@ from aimctrl.testing.helpers import Kubectl, eventually
 pytestmark = pytest.mark.integration
 
 LEASE = "aimctrl-leader.aim.silogen.ai"
+LEASE_SECONDS, RETRY_SECONDS, JITTER = 15.0, 2.0, 1.2
 
 
 class ManagerProcess:
@@ -126,6 +134,12 @@ def test_one_leader_reconciles_and_standby_takes_over_after_sigkill(
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(timeout=10)
         killed = time.monotonic()
+        renew = kubectl(
+            "get", "lease", LEASE, "-n", election_namespace, "-o", "jsonpath={.spec.renewTime}"
+        )
+        since_renew = (
+            dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(renew.replace("Z", "+00:00"))
+        ).total_seconds()
         eventually(
             lambda: _holder(kubectl, election_namespace) == _identity_of(b.log),
             timeout=30,
@@ -133,8 +147,8 @@ def test_one_leader_reconciles_and_standby_takes_over_after_sigkill(
             what="standby holds the lease",
         )
         took = time.monotonic() - killed
-        print(f"takeover after SIGKILL: {took:.1f}s")
-        assert took <= 17.0, f"takeover took {took:.1f}s (lease 15 s + retry 2 s)"
+        print(f"takeover: {took:.1f}s after SIGKILL, {took + since_renew:.1f}s after last renewal")
+        assert took <= LEASE_SECONDS + 2 * RETRY_SECONDS * JITTER, f"takeover took {took:.1f}s"
         kubectl("annotate", "aimmodel", "le-model", "-n", election_namespace, "touch=1")
         eventually(lambda: b.reconciles() > 0, timeout=30, what="new leader reconciles")
     finally:
