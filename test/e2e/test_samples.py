@@ -1,0 +1,161 @@
+"""The seed's examples end to end: models Ready, the private image, a service by image, describe.
+
+The objects are hack/samples-dev (the seed's config/samples with images on the test registries),
+applied the way hack/run-local.sh applies them: the pull Secret from the registry credentials,
+then the manifests with ``${REGISTRY}`` and ``${REGISTRY_AUTH}`` filled in.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from aimctrl.testing.helpers import Kubectl, eventually
+
+from .conftest import ROOT, Installation
+
+SAMPLES = ROOT / "hack" / "samples-dev"
+TEAM = "ml-team"
+IN_PROGRESS = pytest.mark.xfail(reason="reconcilers in progress", strict=False)
+
+
+def render_samples(refs: dict[str, str]) -> str:
+    registry = refs["good"].split("/", 1)[0]
+    registry_auth = refs["private"].split("/", 1)[0]
+    docs = [p.read_text() for p in sorted(SAMPLES.glob("[1-9]*.yaml"))]
+    text = "\n---\n".join(docs)
+    return text.replace("${REGISTRY_AUTH}", registry_auth).replace("${REGISTRY}", registry)
+
+
+@pytest.fixture(scope="module")
+def samples(installation: Installation) -> Kubectl:
+    k = installation.kubectl
+    k("apply", "-f", str(SAMPLES / "00-namespace.yaml"))
+    reg = installation.registry
+    auth = base64.b64encode(f"{reg.user}:{reg.password}".encode()).decode()
+    config = json.dumps({"auths": {reg.auth_registry: {"auth": auth}}})
+    k.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "private-registry", "namespace": TEAM},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()},
+        }
+    )
+    k("apply", "-f", "-", input=render_samples(reg.refs))
+    return k
+
+
+def _wait_ready(k: Kubectl, obj: str, *, namespace: str | None = None) -> None:
+    """Like ``kubectl wait --for=condition=Ready``, but a Failed object fails at once."""
+    ns = ["-n", namespace] if namespace else []
+
+    def state() -> str:
+        status = k.json(*ns, "get", obj).get("status") or {}
+        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+        if ready and ready[0]["status"] == "True":
+            return "Ready"
+        if status.get("status") == "Failed":
+            return "Failed"
+        return ""
+
+    try:
+        final = eventually(state, timeout=120, interval=0.5, what=f"{obj} Ready")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{k.run(*ns, 'describe', obj, check=False).stdout}") from e
+    assert final == "Ready", k.run(*ns, "describe", obj, check=False).stdout
+
+
+@IN_PROGRESS
+def test_the_seed_cluster_model_is_discovered_and_ready(samples: Kubectl) -> None:
+    _wait_ready(samples, "aimclustermodel/meta-llama-3-8b-instruct")
+    model = samples.json("get", "aimclustermodel", "meta-llama-3-8b-instruct")
+    assert model["status"]["status"] == "Ready"
+    canonical = model["status"]["imageMetadata"]["model"]["canonicalName"]
+    assert canonical == "meta-llama/Llama-3.1-8B-Instruct"
+    templates = samples.json(
+        "get", "aimclusterservicetemplates", "-l", "aim.silogen.ai/model=meta-llama-3-8b-instruct"
+    )["items"]
+    assert len(templates) == 4, [t["metadata"]["name"] for t in templates]
+
+
+@IN_PROGRESS
+def test_the_seed_team_model_without_discovery_is_ready(samples: Kubectl) -> None:
+    _wait_ready(samples, "aimmodel/meta-llama-3-8b-dev", namespace=TEAM)
+    _wait_ready(samples, "aimservicetemplate/custom-template-name", namespace=TEAM)
+
+
+@IN_PROGRESS
+def test_the_private_image_model_is_discovered_with_the_runtime_configs_pull_secret(
+    samples: Kubectl,
+) -> None:
+    _wait_ready(samples, "aimmodel/proprietary-model", namespace=TEAM)
+    model = samples.json("get", "aimmodel", "proprietary-model", "-n", TEAM)
+    assert model["status"]["resolvedRuntimeConfig"]["name"] == "default"
+
+
+@IN_PROGRESS
+def test_a_service_by_image_creates_its_model_and_becomes_ready(samples: Kubectl) -> None:
+    _wait_ready(samples, "aimservice/my-service", namespace=TEAM)
+    service = samples.json("get", "aimservice", "my-service", "-n", TEAM)
+    model = service["status"]["resolvedModel"]["name"]
+    assert model.startswith("auto-")
+    created = samples.json("get", "aimclustermodel", model)
+    assert created["metadata"]["labels"]["aim.silogen.ai/auto-created"] == "true"
+    deployment = samples.json("get", "deployment", "my-service", "-n", TEAM)
+    assert deployment["status"].get("availableReplicas") == 1
+
+
+@IN_PROGRESS
+def test_a_service_by_ref_gets_a_template_and_its_gpu_count(samples: Kubectl) -> None:
+    _wait_ready(samples, "aimservice/llama-chat", namespace=TEAM)
+    service = samples.json("get", "aimservice", "llama-chat", "-n", TEAM)
+    limits = service["status"]["resolvedResources"]["limits"]
+    assert "amd.com/gpu" in limits
+    assert limits["memory"] == "64Gi"
+
+
+@IN_PROGRESS
+def test_describe_shows_conditions_and_transition_events(samples: Kubectl) -> None:
+    _wait_ready(samples, "aimclustermodel/meta-llama-3-8b-instruct")
+    text = samples("describe", "aimclustermodel", "meta-llama-3-8b-instruct")
+    for word in ("Conditions:", "MetadataExtracted", "TemplatesAutoGenerated", "Events:"):
+        assert word in text, text
+    events = samples.json(
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "involvedObject.kind=AIMClusterModel,involvedObject.name=meta-llama-3-8b-instruct",
+    )["items"]
+    assert events, text
+    # Events mark transitions, never every reconcile: each reason appears a bounded number of times.
+    assert all(e.get("count", 1) <= 3 for e in events), [
+        (e["reason"], e.get("count")) for e in events
+    ]
+
+
+@IN_PROGRESS
+def test_every_controller_counts_its_reconciles(
+    samples: Kubectl, installation: Installation
+) -> None:
+    _wait_ready(samples, "aimservice/llama-chat", namespace=TEAM)
+
+    def counted() -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for line in httpx.get(installation.metrics_url, timeout=5).text.splitlines():
+            if (
+                line.startswith("controller_runtime_reconcile_total{")
+                and 'result="success"' in line
+            ):
+                name = line.split('controller="', 1)[1].split('"', 1)[0]
+                totals[name] = float(line.rsplit(" ", 1)[1])
+        return totals
+
+    totals = eventually(counted, timeout=30, what="reconcile counters")
+    assert totals
+    assert all(v > 0 for v in totals.values()), totals
