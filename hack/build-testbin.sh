@@ -10,6 +10,7 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${AIMCTRL_CACHE:-$HOME/.cache/aimctrl}
@@ -66,7 +67,7 @@ build_etcd() {
 build_kwok() {
   [ -x "$out/kwok" ] && [ -f "$out/kwok-stages.yaml" ] && return 0
   log "installing kwok $KWOK_VERSION"
-  GOBIN="$out" GOFLAGS= go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  GOBIN="$out" GOFLAGS="" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   local src
   src="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
   {
@@ -77,11 +78,21 @@ build_kwok() {
   } >"$out/kwok-stages.yaml"
 }
 
+# helm renders charts/aimctrl in the chart tests; it is a Go module too.
+build_helm() {
+  local dir="$cache_root/tools/helm-$HELM_VERSION"
+  [ -x "$dir/helm" ] && return 0
+  log "installing helm $HELM_VERSION"
+  mkdir -p "$dir"
+  GOBIN="$dir" GOFLAGS="" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
 case "${1:-all}" in
-  all) build_etcd; build_kwok; build_k8s ;;
+  all) build_etcd; build_kwok; build_k8s; build_helm ;;
+  helm) build_helm ;;
   etcd) build_etcd ;;
   kwok) build_kwok ;;
   k8s) build_k8s ;;
-  *) echo "usage: $0 [all|etcd|kwok|k8s]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|etcd|kwok|k8s|helm]" >&2; exit 2 ;;
 esac
 echo "$out"

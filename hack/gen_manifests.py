@@ -131,6 +131,12 @@ def render_all() -> dict[str, str]:
     out["config/rbac/role.yaml"] = _yaml([_cluster_role(MANAGER_ROLE, collect_rules(), {})])
     out["config/rbac/leader_election_role.yaml"] = _yaml([_leader_election_role()])
     out["config/rbac/aim_roles.yaml"] = _yaml(_aggregated_roles())
+    # The Helm chart carries byte copies (charts cannot read files outside their folder).
+    for rel in list(out):
+        if rel.startswith("config/crd/bases/"):
+            out[f"charts/aimctrl/crds/{rel.rsplit('/', 1)[1]}"] = out[rel]
+        elif rel.startswith("config/rbac/"):
+            out[f"charts/aimctrl/files/rbac/{rel.rsplit('/', 1)[1]}"] = out[rel]
     return out
 
 

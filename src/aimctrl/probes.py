@@ -19,6 +19,7 @@ Guarantees:
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
@@ -48,6 +49,13 @@ def parse_bind_address(address: str) -> tuple[str, int] | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     probes: ProbeServer
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A prober that hangs up mid-answer is routine: no traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Server6(_Server):

@@ -19,7 +19,6 @@ from .conftest import ROOT, Installation
 
 SAMPLES = ROOT / "hack" / "samples-dev"
 TEAM = "ml-team"
-IN_PROGRESS = pytest.mark.xfail(reason="reconcilers in progress", strict=False)
 
 
 def render_samples(refs: dict[str, str]) -> str:
@@ -70,7 +69,6 @@ def _wait_ready(k: Kubectl, obj: str, *, namespace: str | None = None) -> None:
     assert final == "Ready", k.run(*ns, "describe", obj, check=False).stdout
 
 
-@IN_PROGRESS
 def test_the_seed_cluster_model_is_discovered_and_ready(samples: Kubectl) -> None:
     _wait_ready(samples, "aimclustermodel/meta-llama-3-8b-instruct")
     model = samples.json("get", "aimclustermodel", "meta-llama-3-8b-instruct")
@@ -83,13 +81,11 @@ def test_the_seed_cluster_model_is_discovered_and_ready(samples: Kubectl) -> Non
     assert len(templates) == 4, [t["metadata"]["name"] for t in templates]
 
 
-@IN_PROGRESS
 def test_the_seed_team_model_without_discovery_is_ready(samples: Kubectl) -> None:
     _wait_ready(samples, "aimmodel/meta-llama-3-8b-dev", namespace=TEAM)
     _wait_ready(samples, "aimservicetemplate/custom-template-name", namespace=TEAM)
 
 
-@IN_PROGRESS
 def test_the_private_image_model_is_discovered_with_the_runtime_configs_pull_secret(
     samples: Kubectl,
 ) -> None:
@@ -98,7 +94,6 @@ def test_the_private_image_model_is_discovered_with_the_runtime_configs_pull_sec
     assert model["status"]["resolvedRuntimeConfig"]["name"] == "default"
 
 
-@IN_PROGRESS
 def test_a_service_by_image_creates_its_model_and_becomes_ready(samples: Kubectl) -> None:
     _wait_ready(samples, "aimservice/my-service", namespace=TEAM)
     service = samples.json("get", "aimservice", "my-service", "-n", TEAM)
@@ -110,7 +105,6 @@ def test_a_service_by_image_creates_its_model_and_becomes_ready(samples: Kubectl
     assert deployment["status"].get("availableReplicas") == 1
 
 
-@IN_PROGRESS
 def test_a_service_by_ref_gets_a_template_and_its_gpu_count(samples: Kubectl) -> None:
     _wait_ready(samples, "aimservice/llama-chat", namespace=TEAM)
     service = samples.json("get", "aimservice", "llama-chat", "-n", TEAM)
@@ -119,7 +113,6 @@ def test_a_service_by_ref_gets_a_template_and_its_gpu_count(samples: Kubectl) ->
     assert limits["memory"] == "64Gi"
 
 
-@IN_PROGRESS
 def test_describe_shows_conditions_and_transition_events(samples: Kubectl) -> None:
     _wait_ready(samples, "aimclustermodel/meta-llama-3-8b-instruct")
     text = samples("describe", "aimclustermodel", "meta-llama-3-8b-instruct")
@@ -139,7 +132,6 @@ def test_describe_shows_conditions_and_transition_events(samples: Kubectl) -> No
     ]
 
 
-@IN_PROGRESS
 def test_every_controller_counts_its_reconciles(
     samples: Kubectl, installation: Installation
 ) -> None:

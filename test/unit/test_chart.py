@@ -4,8 +4,8 @@ Single source. The CRDs and RBAC rules are generated into config/ by ``make mani
 carries verbatim copies (``crds/`` — Helm's convention: installed before the templates, never
 upgraded or deleted by Helm — and ``files/rbac/``, which the RBAC templates read with
 ``.Files.Get``, because ``.Files`` cannot reach outside the chart directory). The first tests
-fail when a copy differs from config/; ``AIMCTRL_UPDATE_CHART=1 pytest test/unit/test_chart.py``
-refreshes the copies (and then passes).
+fail when a copy differs from config/; ``make manifests`` writes the copies together with the
+sources.
 
 Rendering. ``helm`` is built from the Go module proxy (``helm.sh/helm/v3/cmd/helm``); it is found
 in ``$HELM``, on PATH or in ``~/.cache/aimctrl/tools/helm-*/``. The rendering tests run the real
@@ -44,19 +44,7 @@ COPIES: dict[Path, Path] = {
 Objects = list[dict[str, Any]]
 
 
-def _update_copies_if_asked() -> None:
-    if os.environ.get("AIMCTRL_UPDATE_CHART") != "1":
-        return
-    for stale in (CHART / "crds").glob("*.yaml"):
-        if stale not in COPIES:
-            stale.unlink()
-    for copy, source in COPIES.items():
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, copy)
-
-
-_update_copies_if_asked()
-_STALE = "chart copy is stale: run `AIMCTRL_UPDATE_CHART=1 pytest test/unit/test_chart.py`"
+_STALE = "chart copy is stale: run `make manifests`"
 
 
 def test_chart_crds_are_exactly_the_generated_crds() -> None:
