@@ -97,6 +97,14 @@ def kubeconfig_path() -> Iterator[str]:
     cp.stop()
 
 
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig_path: str) -> Kubectl:
+    """kubectl on the e2e cluster. Defined here, not inherited: a session fixture is cached once
+    per definition, and test/conftest.py's would still point at the integration suite's cluster
+    when both suites run in one pytest session."""
+    return Kubectl(kubeconfig_path)
+
+
 def install_crds_and_rbac(kubectl: Kubectl) -> None:
     """What hack/run-local.sh does before it starts the manager."""
     namespace = kubectl("create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o", "yaml")
