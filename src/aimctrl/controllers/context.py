@@ -15,6 +15,11 @@ reconciler):
 Status is written with server-side apply on the status subresource, one field manager per
 reconciler (:func:`field_manager`), so two reconcilers can own disjoint parts of one status (for
 example different condition types on a model) without overwriting each other.
+
+Secrets are cached for existence only, whichever controller asks for their informer first:
+:meth:`Informers.informer` gives every informer its kind's transform (:func:`transform_for`), and
+the one for Secrets drops ``data``, ``stringData`` and kubectl's last-applied annotation (which
+holds the whole object). Every transform drops ``managedFields``.
 """
 
 from __future__ import annotations
@@ -25,19 +30,20 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+from pydantic import BaseModel
 
 from aimctrl.api.v1alpha1.common import ResourceInfo
 from aimctrl.kube.client import KubeClient
 from aimctrl.kube.errors import KubeError
-from aimctrl.kube.resources import CORE_EVENT, Resource
+from aimctrl.kube.resources import CORE_EVENT, SECRET, Resource
 from aimctrl.machinery.clock import REAL_CLOCK, Clock
 from aimctrl.machinery.informer import InformerFactory, SharedInformer
 from aimctrl.machinery.lister import Lister
 from aimctrl.machinery.metricsprovider import NOOP_METRICS, MetricsProvider
-from aimctrl.machinery.store import IndexFunc, Object
+from aimctrl.machinery.store import IndexFunc, Object, Transform, drop_managed_fields
 
 __all__ = [
     "Context",
@@ -46,13 +52,20 @@ __all__ = [
     "EventType",
     "Informers",
     "Settings",
+    "cluster_getter",
+    "drop_secret_data",
     "field_manager",
+    "namespaced_getter",
     "resource_of",
+    "transform_for",
 ]
 
 log = structlog.get_logger(__name__)
 
 FIELD_MANAGER_PREFIX = "aimctrl"
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def field_manager(controller: str) -> str:
@@ -65,6 +78,45 @@ def resource_of(info: ResourceInfo | Resource) -> Resource:
     if isinstance(info, Resource):
         return info
     return Resource(*info.resource)
+
+
+def drop_secret_data(obj: Object) -> Object:
+    """Secrets are cached for existence only: no key material is ever kept in memory."""
+    for key in ("data", "stringData"):
+        obj.pop(key, None)
+    drop_managed_fields(obj)
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        # kubectl apply keeps the whole object, data included, in this annotation.
+        annotations.pop(LAST_APPLIED_ANNOTATION, None)
+    return obj
+
+
+def transform_for(res: Resource) -> Transform:
+    """The cache transform of a kind: :func:`drop_secret_data` for Secrets, else
+    :func:`~aimctrl.machinery.store.drop_managed_fields`."""
+    return drop_secret_data if res == SECRET else drop_managed_fields
+
+
+def namespaced_getter(lister: Lister, kind: type[M]) -> Callable[[str, str], M | None]:
+    """``(namespace, name) -> parsed object or None`` from a cache (parsed fresh: the cache is
+    read-only)."""
+
+    def get(namespace: str, name: str) -> M | None:
+        raw = lister.get(name, namespace)
+        return kind.model_validate(raw) if raw is not None else None
+
+    return get
+
+
+def cluster_getter(lister: Lister, kind: type[M]) -> Callable[[str], M | None]:
+    """``name -> parsed object or None`` from a cluster-scoped kind's cache."""
+
+    def get(name: str) -> M | None:
+        raw = lister.get(name)
+        return kind.model_validate(raw) if raw is not None else None
+
+    return get
 
 
 class DiscoveryMode(StrEnum):
@@ -147,7 +199,8 @@ class EventRecorder:
 
 
 class Informers:
-    """The shared informers, one per kind, created on first request."""
+    """The shared informers, one per kind (and namespace and label selector), created on first
+    request with the kind's :func:`transform_for`."""
 
     def __init__(self, client: KubeClient, *, factory: InformerFactory | None = None):
         self._client = client
@@ -168,6 +221,7 @@ class Informers:
             lambda: self._client.list_watcher(
                 res, namespace=namespace, label_selector=label_selector
             ),
+            transform=transform_for(res),
             indexers=indexers,
         )
 

@@ -44,53 +44,54 @@ Discovery guarantees:
   concerned (models are indexed by ``runtimeConfigName``; a Secret wakes the models of its scope
   that wait for a pull secret);
 * status is written only when the owned part changed; events are emitted on transitions only.
+
+This module holds the decisions (whether to discover, what an outcome means for the status) and
+the wiring; :mod:`~aimctrl.controllers.modelstatus` the owned status and its summary,
+:mod:`~aimctrl.controllers.discoveryrun` running discovery in either mode, and
+:mod:`~aimctrl.controllers.modelwatch` what wakes a model.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import structlog
 
-from aimctrl.api.conditions import find, set_status_condition
-from aimctrl.api.v1alpha1.common import API_VERSION, Condition
+from aimctrl.api.v1alpha1.common import API_VERSION
 from aimctrl.api.v1alpha1.enums import AIMStatus, ConditionStatus, ConditionType, Reason
-from aimctrl.api.v1alpha1.model import (
-    AIMClusterModel,
-    AIMModel,
-    DiscoveredMetadata,
-    ImageMetadata,
-)
+from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel, DiscoveredMetadata, ImageMetadata
 from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRuntimeConfig
 from aimctrl.api.v1alpha1.template import AIMClusterServiceTemplate, AIMServiceTemplate
-from aimctrl.controllers.context import Context, EventType, field_manager, resource_of
-from aimctrl.controllers.discoveryjob import (
-    ANNOTATION_IMAGE,
-    ANNOTATION_TOKEN,
-    DISCOVERY_JOB_LABEL,
-    DiscoveryJobSpec,
-    JobFailed,
-    JobOutcome,
-    JobRunning,
-    JobSucceeded,
-    build_discovery_job,
-    discovery_job_name,
-    model_key_of,
-    read_job_outcome,
+from aimctrl.controllers.context import (
+    Context,
+    EventType,
+    cluster_getter,
+    field_manager,
+    namespaced_getter,
+    resource_of,
 )
-from aimctrl.discovery.discover import DiscoveryResult, discover
-from aimctrl.discovery.dockerconfig import DockerConfig, parse_dockerconfigjson
-from aimctrl.discovery.errors import DiscoveryError, PullSecretError
-from aimctrl.discovery.errors import Reason as DiscoveryReason
-from aimctrl.kube.errors import AlreadyExists, NotFound
+from aimctrl.controllers.discoveryjob import DISCOVERY_JOB_LABEL
+from aimctrl.controllers.discoveryrun import (
+    ANNOTATION_REDISCOVER,
+    Backoff,
+    DiscoveryRunner,
+    Final,
+    Pending,
+    rediscover_token,
+    retry_delay,
+)
+from aimctrl.controllers.modelstatus import ModelStatus, summarise, unchanged
+from aimctrl.controllers.modelwatch import (
+    INDEX_RUNTIME_CONFIG,
+    by_discovery_object,
+    by_runtime_config,
+    runtime_config_index,
+    waiting_for_secret,
+)
+from aimctrl.controllers.status import involved_object, status_apply_body, wall_now
 from aimctrl.kube.resources import JOB, POD, SECRET
 from aimctrl.machinery.controller import Controller
 from aimctrl.machinery.handler import (
@@ -99,17 +100,13 @@ from aimctrl.machinery.handler import (
     EnqueueRequestsFromMapFunc,
 )
 from aimctrl.machinery.reconcile import Request, Result
-from aimctrl.machinery.store import Object
 from aimctrl.rbac import PolicyRule
-from aimctrl.resolve.runtimeconfig import (
-    RuntimeResolution,
-    resolve_credentials,
-    resolve_runtime_config,
-)
+from aimctrl.resolve.runtimeconfig import RuntimeResolution, resolve_runtime_config
 from aimctrl.resolve.templates import (
     LABEL_AUTO_GENERATED,
     LABEL_MODEL,
-    aggregate_model_status,
+    AnyModel,
+    AnyTemplate,
     is_auto_template_of,
     model_label_value,
     plan_templates,
@@ -120,7 +117,6 @@ __all__ = [
     "CONTROLLER",
     "FIELD_MANAGER",
     "RBAC",
-    "REASON_PULL_SECRET_MISSING",
     "ModelReconciler",
     "retry_delay",
     "setup",
@@ -160,160 +156,8 @@ RBAC: tuple[PolicyRule, ...] = (
 
 CONTROLLER = "model-discovery"
 FIELD_MANAGER = field_manager(CONTROLLER)
-ANNOTATION_REDISCOVER = "aim.silogen.ai/rediscover"
-REASON_PULL_SECRET_MISSING = "PullSecretMissing"  # noqa: S105 - a condition reason
-"""Condition reason (not in :class:`Reason`, which this module does not own)."""
-INDEX_RUNTIME_CONFIG = "spec.runtimeConfigName"
 
-_BACKOFF_BASE = 10.0
-_BACKOFF_MAX = 300.0
-_SAFETY_REQUEUE_SLACK = 30.0
-_DELETE_WAIT = 1.0
-_OWNED_CONDITIONS = (
-    ConditionType.RUNTIME_RESOLVED,
-    ConditionType.METADATA_EXTRACTED,
-    ConditionType.READY,
-)
-_REDISCOVER_REASONS = frozenset({Reason.DISCOVERY_DISABLED.value, REASON_PULL_SECRET_MISSING})
-
-AnyModel = AIMModel | AIMClusterModel
-
-
-def retry_delay(attempt: int) -> float:
-    """Backoff before retry ``attempt`` (1-based) of a transient failure: 10 s doubling to 5 min."""
-    return float(min(_BACKOFF_BASE * 2.0 ** max(attempt - 1, 0), _BACKOFF_MAX))
-
-
-def _runtime_config_index(obj: Object) -> list[str]:
-    return [str((obj.get("spec") or {}).get("runtimeConfigName") or "default")]
-
-
-def _drop_secret_data(obj: Object) -> Object:
-    """Secrets are cached for existence only: no key material is ever kept in memory."""
-    for key in ("data", "stringData"):
-        obj.pop(key, None)
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
-        annotations = meta.get("annotations")
-        if isinstance(annotations, dict):
-            # kubectl apply keeps the whole object, data included, in this annotation.
-            annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    return obj
-
-
-def _prune(value: Any) -> Any:
-    """Drop ``None`` and empty lists/dicts recursively, so that cached and computed compare."""
-    if isinstance(value, dict):
-        pruned = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if v not in (None, [], {})}
-    if isinstance(value, list):
-        return [_prune(v) for v in value]
-    return value
-
-
-def _now(ctx: Context) -> datetime:
-    return datetime.fromtimestamp(int(ctx.clock.wall()), UTC)
-
-
-@dataclass(frozen=True)
-class _Final:
-    """Discovery finished: a result, or a failure that retrying will not fix."""
-
-    result: DiscoveryResult | None
-    reason: str = ""
-    message: str = ""
-    job_name: str | None = None
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """Discovery did not finish in this reconcile (running, retrying, blocked)."""
-
-    reason: str
-    message: str
-    requeue_after: float = 0.0
-    failed: bool = False  # blocked on something the user must create (a pull secret)
-    transient: bool = False  # a failed attempt: retry after the backoff
-
-
-class _Status:
-    """The owned part of a model's status, mutated by one reconcile."""
-
-    def __init__(self, model: AnyModel) -> None:
-        current = model.status
-        self.generation = model.metadata.generation
-        self.conditions = [
-            c.model_copy(deep=True) for c in current.conditions if c.type in _OWNED_CONDITIONS
-        ]
-        self.status = current.status
-        self.resolved_runtime_config = current.resolved_runtime_config
-        self.image_metadata = current.image_metadata
-        self.discovered_metadata = current.discovered_metadata
-
-    def condition(self, type_: str) -> Condition | None:
-        return find(self.conditions, type_)
-
-    def set(
-        self, type_: str, status: ConditionStatus, reason: str, message: str, now: datetime
-    ) -> bool:
-        before = self.condition(type_)
-        old = (before.status, before.reason) if before else None
-        set_status_condition(
-            self.conditions,
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                observed_generation=self.generation,
-            ),
-            now,
-        )
-        return old != (status, reason)
-
-    def to_dict(self) -> dict[str, Any]:
-        order = {t.value: i for i, t in enumerate(_OWNED_CONDITIONS)}
-        conditions = sorted(self.conditions, key=lambda c: order.get(c.type, 99))
-        body: dict[str, Any] = {
-            "observedGeneration": self.generation,
-            "status": self.status.value,
-            "conditions": [c.to_dict() for c in conditions],
-        }
-        if self.resolved_runtime_config is not None:
-            body["resolvedRuntimeConfig"] = self.resolved_runtime_config.to_dict()
-        if self.image_metadata is not None:
-            body["imageMetadata"] = self.image_metadata.to_dict()
-        if self.discovered_metadata is not None:
-            body["discoveredMetadata"] = self.discovered_metadata.to_dict()
-        return _prune(body)  # type: ignore[no-any-return]
-
-
-def _owned_view(status: Mapping[str, Any]) -> dict[str, Any]:
-    """The cached status restricted to what this reconciler owns, in :meth:`_Status.to_dict`
-    form (conditions by type, so their order does not matter)."""
-    view = {
-        k: status[k]
-        for k in (
-            "observedGeneration",
-            "status",
-            "resolvedRuntimeConfig",
-            "imageMetadata",
-            "discoveredMetadata",
-        )
-        if k in status
-    }
-    types = {t.value for t in _OWNED_CONDITIONS}
-    view["conditions"] = {
-        c.get("type"): c for c in status.get("conditions") or () if c.get("type") in types
-    }
-    return _prune(view)  # type: ignore[no-any-return]
-
-
-def _comparable(body: Mapping[str, Any]) -> dict[str, Any]:
-    view = dict(body)
-    view["conditions"] = {c["type"]: c for c in body.get("conditions") or ()}
-    return _prune(view)  # type: ignore[no-any-return]
+_REDISCOVER_REASONS = frozenset({Reason.DISCOVERY_DISABLED.value, Reason.PULL_SECRET_MISSING.value})
 
 
 class ModelReconciler:
@@ -326,7 +170,7 @@ class ModelReconciler:
         self.cluster_scoped = self._cluster
         informers = ctx.informers
         self.models = informers.lister(
-            kind.RESOURCE, indexers={INDEX_RUNTIME_CONFIG: _runtime_config_index}
+            kind.RESOURCE, indexers={INDEX_RUNTIME_CONFIG: runtime_config_index}
         )
         self.runtime_configs = informers.lister(AIMRuntimeConfig.RESOURCE)
         self.cluster_runtime_configs = informers.lister(AIMClusterRuntimeConfig.RESOURCE)
@@ -335,31 +179,32 @@ class ModelReconciler:
         self.templates = informers.lister(template_kind.RESOURCE)
         self.jobs = informers.lister(JOB, label_selector=DISCOVERY_JOB_LABEL)
         self.pods = informers.lister(POD, label_selector=DISCOVERY_JOB_LABEL)
-        # One Secret informer for the whole manager, created here with a transform that drops
-        # every key (the factory keeps the first caller's transform; same key as Informers).
-        self.secrets = informers.factory.informer_for(
-            (SECRET, None, None),
-            lambda: ctx.client.list_watcher(SECRET),
-            transform=_drop_secret_data,
-        ).lister()
-        self._lock = threading.Lock()
-        self._attempts: dict[Request, int] = {}
-        self._retry_at: dict[Request, float] = {}
+        self.secrets = informers.lister(SECRET)  # cached without data (Informers' transform)
+        self._backoff = Backoff(ctx.clock.now)
+        self._runner = DiscoveryRunner(
+            ctx,
+            cluster=self._cluster,
+            jobs=self.jobs,
+            pods=self.pods,
+            secrets=self.secrets,
+            event=self._event,
+            field_manager=FIELD_MANAGER,
+        )
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self, request: Request) -> Result:
         obj = self.models.get(request.name, request.namespace)
         if obj is None:
-            self._forget(request)
+            self._backoff.forget(request)
             return Result()
         model = self._kind.model_validate(obj)
         if model.metadata.deletion_timestamp is not None:
             return Result()
-        now = _now(self._ctx)
-        status = _Status(model)
+        now = wall_now(self._ctx.clock)
+        status = ModelStatus(model)
         runtime = self._resolve_runtime(model)
         result = self._reconcile(request, model, status, runtime, now)
-        self._summarise(model, status, runtime, now)
+        summarise(status, model, runtime, auto_templates=self._auto_templates, now=now)
         self._write(obj, model, status)
         self._count_models()
         return result
@@ -368,7 +213,7 @@ class ModelReconciler:
         self,
         request: Request,
         model: AnyModel,
-        status: _Status,
+        status: ModelStatus,
         runtime: RuntimeResolution,
         now: datetime,
     ) -> Result:
@@ -382,36 +227,25 @@ class ModelReconciler:
             self._disable(model, status, now)
             return Result()
         if not self._needs_discovery(model, status):
-            self._forget(request)
+            self._backoff.forget(request)
             return Result()
-        wait = self._backoff_left(request)
+        wait = self._backoff.left(request)
         if wait > 0:
             return Result(requeue_after=wait)
-        if self._ctx.settings.discovery_mode == "inline":
-            outcome = self._discover_inline(model, runtime)
-        else:
-            outcome = self._discover_with_job(model, status, runtime)
+        outcome = self._runner.run(model, runtime)
         return self._record(request, model, status, outcome, now)
 
     # ------------------------------------------------------------------ runtime config
     def _resolve_runtime(self, model: AnyModel) -> RuntimeResolution:
-        def get_namespaced(namespace: str, name: str) -> AIMRuntimeConfig | None:
-            found = self.runtime_configs.get(name, namespace)
-            return AIMRuntimeConfig.model_validate(found) if found else None
-
-        def get_cluster(name: str) -> AIMClusterRuntimeConfig | None:
-            found = self.cluster_runtime_configs.get(name)
-            return AIMClusterRuntimeConfig.model_validate(found) if found else None
-
         return resolve_runtime_config(
             consumer_namespace="" if self._cluster else (model.metadata.namespace or ""),
             name=model.spec.runtime_config_name,
-            get_namespaced=get_namespaced,
-            get_cluster=get_cluster,
+            get_namespaced=namespaced_getter(self.runtime_configs, AIMRuntimeConfig),
+            get_cluster=cluster_getter(self.cluster_runtime_configs, AIMClusterRuntimeConfig),
         )
 
     def _runtime_condition(
-        self, model: AnyModel, status: _Status, runtime: RuntimeResolution, now: datetime
+        self, model: AnyModel, status: ModelStatus, runtime: RuntimeResolution, now: datetime
     ) -> None:
         before = status.condition(ConditionType.RUNTIME_RESOLVED)
         changed = status.set(
@@ -426,7 +260,7 @@ class ModelReconciler:
             self._event(model, EventType.NORMAL, runtime.reason.value, runtime.message)
 
     # ------------------------------------------------------------------ decisions
-    def _disable(self, model: AnyModel, status: _Status, now: datetime) -> None:
+    def _disable(self, model: AnyModel, status: ModelStatus, now: datetime) -> None:
         message = "discovery is disabled; metadata from an earlier run, if any, is kept"
         if status.set(
             ConditionType.METADATA_EXTRACTED,
@@ -436,27 +270,23 @@ class ModelReconciler:
             now,
         ):
             self._event(model, EventType.NORMAL, "DiscoveryDisabled", message)
-        job = self.jobs.get(self._job_name(model), self._job_namespace(model))
-        if job is not None and self._owns(model, job):
-            self._delete_job(job)
+        self._runner.delete_own_job(model)
 
-    @staticmethod
-    def _token(model: AnyModel) -> str:
-        return model.metadata.annotations.get(ANNOTATION_REDISCOVER, "")
-
-    def _needs_discovery(self, model: AnyModel, status: _Status) -> bool:
+    def _needs_discovery(self, model: AnyModel, status: ModelStatus) -> bool:
         found = status.discovered_metadata
         condition = status.condition(ConditionType.METADATA_EXTRACTED)
         if found is None or condition is None:
             return True
-        if found.image != model.spec.image or (found.rediscover_token or "") != self._token(model):
+        if found.image != model.spec.image or (found.rediscover_token or "") != rediscover_token(
+            model
+        ):
             return True
         return condition.status == ConditionStatus.UNKNOWN or condition.reason in (
             _REDISCOVER_REASONS
         )
 
     @staticmethod
-    def _refreshing(model: AnyModel, status: _Status) -> bool:
+    def _refreshing(model: AnyModel, status: ModelStatus) -> bool:
         """Rediscovering the image the model is already Ready with (an annotation request)."""
         condition = status.condition(ConditionType.METADATA_EXTRACTED)
         found = status.discovered_metadata
@@ -467,224 +297,19 @@ class ModelReconciler:
             and found.image == model.spec.image
         )
 
-    def _backoff_left(self, request: Request) -> float:
-        with self._lock:
-            at = self._retry_at.get(request)
-        return 0.0 if at is None else max(at - self._ctx.clock.now(), 0.0)
-
-    def _forget(self, request: Request) -> None:
-        with self._lock:
-            self._attempts.pop(request, None)
-            self._retry_at.pop(request, None)
-
-    def _next_retry(self, request: Request) -> float:
-        with self._lock:
-            attempt = self._attempts.get(request, 0) + 1
-            self._attempts[request] = attempt
-            delay = retry_delay(attempt)
-            self._retry_at[request] = self._ctx.clock.now() + delay
-        return delay
-
-    # ------------------------------------------------------------------ credentials
-    def _credential_namespace(self, model: AnyModel) -> str:
-        if self._cluster:
-            return self._ctx.settings.operator_namespace
-        return model.metadata.namespace or ""
-
-    def _pull_secrets(
-        self, model: AnyModel, runtime: RuntimeResolution
-    ) -> tuple[str | None, tuple[str, ...]]:
-        creds = resolve_credentials(
-            (model.spec.service_account_name, model.spec.image_pull_secrets),
-            (runtime.spec.service_account_name, runtime.spec.image_pull_secrets),
-        )
-        return creds.service_account_name, creds.image_pull_secrets
-
-    def _missing_secret(self, namespace: str, names: Iterable[str]) -> _Pending | None:
-        missing = [n for n in names if self.secrets.get(n, namespace) is None]
-        if not missing:
-            return None
-        return _Pending(
-            reason=REASON_PULL_SECRET_MISSING,
-            message=(
-                f"pull secret(s) {', '.join(missing)} not found in namespace {namespace}; "
-                "discovery starts when they exist"
-            ),
-            failed=True,
-        )
-
-    # ------------------------------------------------------------------ inline mode
-    def _discover_inline(self, model: AnyModel, runtime: RuntimeResolution) -> _Final | _Pending:
-        namespace = self._credential_namespace(model)
-        _, secrets = self._pull_secrets(model, runtime)
-        configs: list[DockerConfig] = []
-        for name in secrets:
-            try:
-                secret = self._ctx.client.get(SECRET, name, namespace=namespace)
-            except NotFound:
-                return _Pending(
-                    reason=REASON_PULL_SECRET_MISSING,
-                    message=(
-                        f"pull secret {name} not found in namespace {namespace}; "
-                        "discovery starts when it exists"
-                    ),
-                    failed=True,
-                )
-            try:
-                configs.append(_docker_config(secret, name))
-            except PullSecretError as e:
-                return _Final(result=None, reason=e.reason.value, message=e.message)
-        self._event(model, EventType.NORMAL, "DiscoveryStarted", f"discovering {model.spec.image}")
-        started = self._ctx.clock.now()
-        try:
-            result = discover(
-                model.spec.image,
-                credentials=DockerConfig.merge(configs),
-                insecure_registries=self._ctx.settings.insecure_registries,
-                clock=self._ctx.clock,
-            )
-        except DiscoveryError as e:
-            self._observe("inline", e.reason.value, started)
-            if e.reason == DiscoveryReason.REGISTRY_UNAVAILABLE:
-                return _Pending(reason=Reason.DISCOVERY_RETRYING, message=e.message, transient=True)
-            return _Final(result=None, reason=e.reason.value, message=e.message)
-        self._observe("inline", "Succeeded", started)
-        return _Final(result=result)
-
-    # ------------------------------------------------------------------ job mode
-    def _job_namespace(self, model: AnyModel) -> str:
-        return self._credential_namespace(model)
-
-    def _job_name(self, model: AnyModel) -> str:
-        namespace = self._job_namespace(model)
-        return discovery_job_name(
-            model.metadata.name,
-            cluster_scoped=self._cluster,
-            in_operator_namespace=namespace == self._ctx.settings.operator_namespace,
-        )
-
-    @staticmethod
-    def _owns(model: AnyModel, job: Mapping[str, Any]) -> bool:
-        refs = (job.get("metadata") or {}).get("ownerReferences") or ()
-        return any(r.get("uid") == model.metadata.uid and r.get("controller") for r in refs)
-
-    def _delete_job(self, job: Mapping[str, Any]) -> None:
-        meta = job["metadata"]
-        if meta.get("deletionTimestamp"):
-            return
-        with contextlib.suppress(NotFound):  # already gone: what we wanted
-            self._ctx.client.delete(
-                JOB,
-                meta["name"],
-                namespace=meta["namespace"],
-                propagation_policy="Background",
-                preconditions={"uid": meta["uid"]},
-            )
-
-    def _discover_with_job(
-        self, model: AnyModel, status: _Status, runtime: RuntimeResolution
-    ) -> _Final | _Pending:
-        namespace, name = self._job_namespace(model), self._job_name(model)
-        job = self.jobs.get(name, namespace)
-        if job is not None:
-            annotations = job["metadata"].get("annotations") or {}
-            current = (
-                self._owns(model, job)
-                and annotations.get(ANNOTATION_IMAGE) == model.spec.image
-                and annotations.get(ANNOTATION_TOKEN, "") == self._token(model)
-            )
-            if job["metadata"].get("deletionTimestamp") or not current:
-                # A Job for another image, request or model incarnation: never read it.
-                self._delete_job(job)
-                return _Pending(
-                    reason=Reason.DISCOVERY_RUNNING,
-                    message=f"replacing discovery Job {namespace}/{name}",
-                    requeue_after=_DELETE_WAIT,
-                )
-            return self._job_outcome(model, job)
-        service_account, secrets = self._pull_secrets(model, runtime)
-        missing = self._missing_secret(namespace, secrets)
-        if missing is not None:
-            return missing
-        self._create_job(model, namespace, name, service_account, secrets)
-        return _Pending(
-            reason=Reason.DISCOVERY_RUNNING,
-            message=f"discovery Job {namespace}/{name} created for {model.spec.image}",
-            requeue_after=self._ctx.settings.discovery_active_deadline_seconds
-            + _SAFETY_REQUEUE_SLACK,
-        )
-
-    def _create_job(
-        self,
-        model: AnyModel,
-        namespace: str,
-        name: str,
-        service_account: str | None,
-        secrets: tuple[str, ...],
-    ) -> None:
-        settings = self._ctx.settings
-        body = build_discovery_job(
-            DiscoveryJobSpec(
-                job_name=name,
-                namespace=namespace,
-                model_api_version=API_VERSION,
-                model_kind=model.kind,
-                model_name=model.metadata.name,
-                model_namespace="" if self._cluster else (model.metadata.namespace or ""),
-                model_uid=model.metadata.uid or "",
-                image=model.spec.image,
-                discovery_image=settings.discovery_image,
-                rediscover_token=self._token(model),
-                pull_secrets=secrets,
-                service_account_name=service_account,
-                insecure_registries=settings.insecure_registries,
-                active_deadline_seconds=settings.discovery_active_deadline_seconds,
-                ttl_seconds_after_finished=settings.discovery_ttl_seconds_after_finished,
-            )
-        )
-        try:
-            self._ctx.client.create(JOB, body, namespace=namespace, field_manager=FIELD_MANAGER)
-        except AlreadyExists:
-            return  # the cache is behind; the Job's event brings the model back
-        self._event(
-            model,
-            EventType.NORMAL,
-            "DiscoveryStarted",
-            f"created discovery Job {namespace}/{name} for {model.spec.image}",
-        )
-
-    def _job_outcome(self, model: AnyModel, job: Mapping[str, Any]) -> _Final | _Pending:
-        meta = job["metadata"]
-        pods = self.pods.list(meta["namespace"], {DISCOVERY_JOB_LABEL: meta["name"]})
-        outcome: JobOutcome = read_job_outcome(job, pods)
-        if isinstance(outcome, JobRunning):
-            return _Pending(reason=Reason.DISCOVERY_RUNNING, message=outcome.message)
-        self._observe_job(job, outcome)
-        if isinstance(outcome, JobSucceeded):
-            return _Final(result=outcome.result, job_name=meta["name"])
-        assert isinstance(outcome, JobFailed)
-        if outcome.transient:
-            self._delete_job(job)
-            return _Pending(
-                reason=Reason.DISCOVERY_RETRYING, message=outcome.message, transient=True
-            )
-        return _Final(
-            result=None, reason=outcome.reason, message=outcome.message, job_name=meta["name"]
-        )
-
     # ------------------------------------------------------------------ outcomes
     def _record(
         self,
         request: Request,
         model: AnyModel,
-        status: _Status,
-        outcome: _Final | _Pending,
+        status: ModelStatus,
+        outcome: Final | Pending,
         now: datetime,
     ) -> Result:
-        if isinstance(outcome, _Pending):
+        if isinstance(outcome, Pending):
             return self._record_pending(request, model, status, outcome, now)
-        self._forget(request)
-        token = self._token(model) or None
+        self._backoff.forget(request)
+        token = rediscover_token(model) or None
         if outcome.result is not None:
             result = outcome.result
             status.image_metadata = ImageMetadata.model_validate(
@@ -732,12 +357,17 @@ class ModelReconciler:
         return Result()
 
     def _record_pending(
-        self, request: Request, model: AnyModel, status: _Status, outcome: _Pending, now: datetime
+        self,
+        request: Request,
+        model: AnyModel,
+        status: ModelStatus,
+        outcome: Pending,
+        now: datetime,
     ) -> Result:
         requeue_after = outcome.requeue_after
         message = outcome.message
         if outcome.transient:
-            requeue_after = self._next_retry(request)
+            requeue_after = self._backoff.next(request)
             message = f"{message}; retrying in {requeue_after:g}s"
             self._event(model, EventType.WARNING, "DiscoveryRetrying", message)
         if self._refreshing(model, status) and not outcome.failed:
@@ -753,7 +383,7 @@ class ModelReconciler:
         return Result(requeue_after=requeue_after)
 
     # ------------------------------------------------------------------ summary
-    def _auto_templates(self, model: AnyModel) -> tuple[list[Any], tuple[str, ...]]:
+    def _auto_templates(self, model: AnyModel) -> tuple[list[AnyTemplate], tuple[str, ...]]:
         try:
             plan = plan_templates(model)
         except ValueError:
@@ -768,78 +398,19 @@ class ModelReconciler:
         ]
         return [t for t in templates if is_auto_template_of(t, model)], plan.names
 
-    def _summarise(
-        self, model: AnyModel, status: _Status, runtime: RuntimeResolution, now: datetime
-    ) -> None:
-        summary, reason, message = self._summary(model, status, runtime)
-        status.status = summary
-        ready = ConditionStatus.TRUE if summary == AIMStatus.READY else ConditionStatus.FALSE
-        status.set(ConditionType.READY, ready, reason, message, now)
-
-    def _summary(
-        self, model: AnyModel, status: _Status, runtime: RuntimeResolution
-    ) -> tuple[AIMStatus, str, str]:
-        if runtime.blocking:
-            return AIMStatus.FAILED, runtime.reason.value, runtime.message
-        extracted = status.condition(ConditionType.METADATA_EXTRACTED)
-        if extracted is None:
-            return AIMStatus.PENDING, Reason.RECONCILING.value, "waiting for discovery"
-        if extracted.reason == Reason.DISCOVERY_DISABLED:
-            return AIMStatus.READY, Reason.DISCOVERY_DISABLED.value, "discovery is disabled"
-        if extracted.status == ConditionStatus.FALSE:
-            return AIMStatus.FAILED, extracted.reason, extracted.message
-        if extracted.status == ConditionStatus.UNKNOWN:
-            return AIMStatus.PROGRESSING, extracted.reason, extracted.message
-        if not model.spec.discovery.auto_create_templates:
-            return AIMStatus.READY, Reason.READY.value, extracted.message
-        view = model.model_copy(deep=True)
-        view.status.image_metadata = status.image_metadata
-        templates, names = self._auto_templates(view)
-        if not names:
-            return AIMStatus.READY, Reason.READY.value, extracted.message
-        aggregate = aggregate_model_status(templates, desired_names=names)
-        return aggregate.status, aggregate.reason.value, aggregate.message
-
     # ------------------------------------------------------------------ writing
-    def _write(self, obj: Object, model: AnyModel, status: _Status) -> None:
+    def _write(self, obj: Mapping[str, Any], model: AnyModel, status: ModelStatus) -> None:
         body = status.to_dict()
-        if _comparable(body) == _owned_view(obj.get("status") or {}):
+        if unchanged(body, obj.get("status") or {}):
             return
-        meta: dict[str, Any] = {"name": model.metadata.name}
-        if not self._cluster:
-            meta["namespace"] = model.metadata.namespace
         self._ctx.client.apply_status(
             resource_of(self._kind.RESOURCE),
-            {"apiVersion": API_VERSION, "kind": model.kind, "metadata": meta, "status": body},
+            status_apply_body(model, body),
             field_manager=FIELD_MANAGER,
         )
 
     def _event(self, model: AnyModel, event_type: EventType, reason: str, message: str) -> None:
-        obj = {
-            "apiVersion": API_VERSION,
-            "kind": model.kind,
-            "metadata": {
-                "name": model.metadata.name,
-                "namespace": model.metadata.namespace,
-                "uid": model.metadata.uid,
-                "resourceVersion": model.metadata.resource_version,
-            },
-        }
-        self._ctx.recorder.event(obj, event_type, reason, message)
-
-    def _observe(self, mode: str, outcome: str, started: float) -> None:
-        if self._ctx.prometheus is not None:
-            seconds = max(self._ctx.clock.now() - started, 0.0)
-            self._ctx.prometheus.observe_discovery(mode=mode, outcome=outcome, seconds=seconds)
-
-    def _observe_job(self, job: Mapping[str, Any], outcome: JobSucceeded | JobFailed) -> None:
-        created = (job.get("metadata") or {}).get("creationTimestamp")
-        if self._ctx.prometheus is None or not created:
-            return
-        started = datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp()
-        label = "Succeeded" if isinstance(outcome, JobSucceeded) else outcome.reason
-        seconds = max(self._ctx.clock.wall() - started, 0.0)
-        self._ctx.prometheus.observe_discovery(mode="job", outcome=label, seconds=seconds)
+        self._ctx.recorder.event(involved_object(model), event_type, reason, message)
 
     def _count_models(self) -> None:
         if self._ctx.prometheus is None:
@@ -851,31 +422,7 @@ class ModelReconciler:
         self._ctx.prometheus.set_models(self._kind.RESOURCE.kind, counts)
 
 
-def _docker_config(secret: Mapping[str, Any], name: str) -> DockerConfig:
-    data = secret.get("data") or {}
-    for key in (".dockerconfigjson", ".dockercfg"):
-        if key in data:
-            try:
-                payload = base64.b64decode(data[key], validate=True)
-            except (binascii.Error, ValueError):
-                raise PullSecretError(f"pull secret {name!r}: {key} is not base64") from None
-            return parse_dockerconfigjson(payload, source=f"pull secret {name!r}")
-    raise PullSecretError(f"pull secret {name!r} holds neither .dockerconfigjson nor .dockercfg")
-
-
 # ---------------------------------------------------------------------------- setup
-
-
-def _map_discovery_object(kind: str) -> Any:
-    """Job/pod → the model it was created for (from its labels and annotations)."""
-
-    def requests(obj: Object) -> list[Request]:
-        key = model_key_of(obj)
-        if key is None or key.kind != kind:
-            return []
-        return [Request(namespace=key.namespace, name=key.name)]
-
-    return requests
 
 
 def setup(ctx: Context) -> list[Controller]:
@@ -893,7 +440,7 @@ def setup(ctx: Context) -> list[Controller]:
         queue = controller.queue
         cluster = kind is AIMClusterModel
         template_kind = AIMClusterServiceTemplate if cluster else AIMServiceTemplate
-        mapper = _map_discovery_object(kind.RESOURCE.kind)
+        mapper = by_discovery_object(kind.RESOURCE.kind)
         handlers: list[tuple[Any, Any]] = [
             (ctx.informers.informer(kind.RESOURCE), EnqueueRequestForObject(queue)),
             (
@@ -915,18 +462,29 @@ def setup(ctx: Context) -> list[Controller]:
             ),
             (
                 ctx.informers.informer(AIMClusterRuntimeConfig.RESOURCE),
-                EnqueueRequestsFromMapFunc(queue, _by_runtime_config(reconciler, None)),
+                EnqueueRequestsFromMapFunc(
+                    queue, by_runtime_config(reconciler.models, namespaced=False)
+                ),
             ),
             (
                 ctx.informers.informer(SECRET),
-                EnqueueRequestsFromMapFunc(queue, _waiting_for_secret(ctx, reconciler)),
+                EnqueueRequestsFromMapFunc(
+                    queue,
+                    waiting_for_secret(
+                        reconciler.models,
+                        cluster_scoped=cluster,
+                        operator_namespace=ctx.settings.operator_namespace,
+                    ),
+                ),
             ),
         ]
         if not cluster:
             handlers.append(
                 (
                     ctx.informers.informer(AIMRuntimeConfig.RESOURCE),
-                    EnqueueRequestsFromMapFunc(queue, _by_runtime_config(reconciler, True)),
+                    EnqueueRequestsFromMapFunc(
+                        queue, by_runtime_config(reconciler.models, namespaced=True)
+                    ),
                 )
             )
         for informer, handler in handlers:
@@ -934,43 +492,3 @@ def setup(ctx: Context) -> list[Controller]:
             controller.add_has_synced(registration.has_synced)
         controllers.append(controller)
     return controllers
-
-
-def _by_runtime_config(reconciler: ModelReconciler, namespaced: bool | None) -> Any:
-    """Runtime config → the models naming it (a namespaced config: only its namespace's)."""
-
-    def requests(obj: Object) -> list[Request]:
-        meta = obj.get("metadata") or {}
-        found = reconciler.models.by_index(INDEX_RUNTIME_CONFIG, str(meta.get("name") or ""))
-        namespace = meta.get("namespace") or ""
-        out = []
-        for model in found:
-            model_meta = model.get("metadata") or {}
-            if namespaced and (model_meta.get("namespace") or "") != namespace:
-                continue
-            out.append(Request(model_meta.get("namespace") or "", str(model_meta.get("name"))))
-        return out
-
-    return requests
-
-
-def _waiting_for_secret(ctx: Context, reconciler: ModelReconciler) -> Any:
-    """Secret → the models of its scope that wait for a pull secret."""
-
-    def requests(obj: Object) -> list[Request]:
-        namespace = (obj.get("metadata") or {}).get("namespace") or ""
-        if reconciler.cluster_scoped:
-            if namespace != ctx.settings.operator_namespace:
-                return []
-            candidates = reconciler.models.list()
-        else:
-            candidates = reconciler.models.list(namespace)
-        out = []
-        for model in candidates:
-            conditions = (model.get("status") or {}).get("conditions") or ()
-            if any(c.get("reason") == REASON_PULL_SECRET_MISSING for c in conditions):
-                meta = model["metadata"]
-                out.append(Request(meta.get("namespace") or "", meta["name"]))
-        return out
-
-    return requests

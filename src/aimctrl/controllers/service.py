@@ -21,23 +21,20 @@ Status values: Pending (waiting for the model or a template to become usable), P
 (workload rolling out), Ready (Deployment available), Degraded (something the user must create
 or fix: model or template not found, workload stuck), Failed (explicit runtime config missing,
 model or chosen template Failed, a name taken by a foreign object).
+
+The status computation lives in :mod:`~aimctrl.controllers.servicestatus`, the indexes and map
+functions that wake a service in :mod:`~aimctrl.controllers.serviceindex`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import structlog
 
-from aimctrl.api.conditions import find, set_status_condition
-from aimctrl.api.v1alpha1.common import Condition, ResolvedReference
+from aimctrl.api.v1alpha1.common import ResolvedReference
 from aimctrl.api.v1alpha1.enums import (
     AIMStatus,
-    ConditionStatus,
     ConditionType,
     CreationScope,
     Reason,
@@ -47,7 +44,33 @@ from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
 from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRuntimeConfig
 from aimctrl.api.v1alpha1.service import AIMService, AIMServiceStatus
 from aimctrl.api.v1alpha1.template import AIMClusterServiceTemplate, AIMServiceTemplate
-from aimctrl.controllers.context import Context, EventType, field_manager, resource_of
+from aimctrl.controllers.context import (
+    Context,
+    EventType,
+    cluster_getter,
+    field_manager,
+    namespaced_getter,
+    resource_of,
+)
+from aimctrl.controllers.serviceindex import (
+    INDEX_IMAGE,
+    INDEX_MODEL,
+    INDEX_RUNTIME_CONFIG,
+    INDEX_TEMPLATE,
+    dig,
+    for_model,
+    for_runtime_config,
+    for_template,
+    service_indexers,
+)
+from aimctrl.controllers.servicestatus import (
+    READY_MESSAGE,
+    Outcome,
+    describe,
+    service_status,
+    why,
+)
+from aimctrl.controllers.status import status_apply_body, wall_now
 from aimctrl.controllers.workload import (
     LABEL_SERVICE,
     cluster_ip_service,
@@ -65,14 +88,12 @@ from aimctrl.machinery.handler import (
     EnqueueRequestForObject,
     EnqueueRequestForOwner,
     EnqueueRequestsFromMapFunc,
-    request_for,
 )
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.machinery.store import Object
 from aimctrl.rbac import PolicyRule
 from aimctrl.resolve.models import (
     FoundModel,
-    auto_model_name,
     auto_model_object,
     find_model_by_image,
     lookup_model,
@@ -93,7 +114,6 @@ __all__ = [
     "INDEX_RUNTIME_CONFIG",
     "INDEX_TEMPLATE",
     "RBAC",
-    "ServiceReason",
     "ServiceReconciler",
     "service_indexers",
     "setup",
@@ -141,122 +161,8 @@ RBAC: tuple[PolicyRule, ...] = (
     PolicyRule(api_groups=("",), resources=("events",), verbs=("create", "patch")),
 )
 
-INDEX_MODEL = "service-by-model"
-"""Services by the model names they may use: ``spec.model.ref``, ``status.resolvedModel.name``
-and, for ``spec.model.image``, the auto-created model's name."""
-INDEX_IMAGE = "service-by-image"
-INDEX_TEMPLATE = "service-by-template"
-INDEX_RUNTIME_CONFIG = "service-by-runtime-config"
-
 _SERVICE = resource_of(AIMService.RESOURCE)
 _WORKLOAD_SELECTOR = LABEL_SERVICE  # an existence selector: only aimctrl's workloads are cached
-
-
-class ServiceReason(StrEnum):
-    """Reasons only the service reconciler writes."""
-
-    MODEL_NAME_TAKEN = "ModelNameTaken"
-    WORKLOAD_CONFLICT = "WorkloadConflict"
-
-
-# --------------------------------------------------------------------------- indexes
-
-
-def _get(obj: Object, *path: str) -> Any:
-    cur: Any = obj
-    for key in path:
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(key)
-    return cur
-
-
-def _index_models(obj: Object) -> list[str]:
-    names = {_get(obj, "spec", "model", "ref"), _get(obj, "status", "resolvedModel", "name")}
-    image = _get(obj, "spec", "model", "image")
-    if image:
-        names.add(auto_model_name(image))
-    return sorted(n for n in names if n)
-
-
-def _index_images(obj: Object) -> list[str]:
-    image = _get(obj, "spec", "model", "image")
-    return [image.strip()] if image else []
-
-
-def _index_templates(obj: Object) -> list[str]:
-    names = {_get(obj, "spec", "templateRef"), _get(obj, "status", "resolvedTemplate", "name")}
-    return sorted(n for n in names if n)
-
-
-def _index_runtime_configs(obj: Object) -> list[str]:
-    return [_get(obj, "spec", "runtimeConfigName") or "default"]
-
-
-def service_indexers() -> dict[str, Any]:
-    """The indexes this reconciler adds to the shared AIMService informer."""
-    return {
-        INDEX_MODEL: _index_models,
-        INDEX_IMAGE: _index_images,
-        INDEX_TEMPLATE: _index_templates,
-        INDEX_RUNTIME_CONFIG: _index_runtime_configs,
-    }
-
-
-# --------------------------------------------------------------------------- outcome
-
-
-@dataclass
-class _Outcome:
-    """The status being computed; ``blocked`` once a step cannot go on."""
-
-    conditions: dict[str, tuple[ConditionStatus, str, str]] = field(default_factory=dict)
-    status: AIMStatus = AIMStatus.PENDING
-    blocked: tuple[str, str] | None = None  # (reason, message) of the first blocker
-    resolved_model: ResolvedReference | None = None
-    resolved_template: ResolvedReference | None = None
-    resolved_runtime_config: ResolvedReference | None = None
-    resolved_resources: dict[str, Any] | None = None
-    template_candidates: list[dict[str, Any]] | None = None
-
-    def ok(self, type_: ConditionType, reason: str, message: str) -> None:
-        self.conditions[type_] = (ConditionStatus.TRUE, reason, message)
-
-    def block(self, type_: ConditionType, status: AIMStatus, reason: str, message: str) -> None:
-        self.conditions[type_] = (ConditionStatus.FALSE, reason, message)
-        self.status = status
-        self.blocked = (reason, message)
-
-    def finish(self) -> None:
-        """Fill the conditions of the steps never reached, and Ready."""
-        steps = (
-            ConditionType.RUNTIME_RESOLVED,
-            ConditionType.MODEL_RESOLVED,
-            ConditionType.TEMPLATE_RESOLVED,
-            ConditionType.WORKLOAD_READY,
-        )
-        if self.blocked is None:
-            self.status = AIMStatus.READY
-            self.ok(ConditionType.READY, Reason.READY, "the model server is available")
-            return
-        reason, message = self.blocked
-        for step in steps:
-            self.conditions.setdefault(step, (ConditionStatus.FALSE, reason, message))
-        self.conditions[ConditionType.READY] = (ConditionStatus.FALSE, reason, message)
-
-
-def _describe(obj: AnyModel | AnyTemplate) -> str:
-    if obj.metadata.namespace:
-        return f"{obj.kind} {obj.metadata.namespace}/{obj.metadata.name}"
-    return f"{obj.kind} {obj.metadata.name}"
-
-
-def _why(obj: AnyModel | AnyTemplate) -> str:
-    """The object's own explanation of its state (Ready condition), for waiting messages."""
-    ready = find(obj.status.conditions, ConditionType.READY)
-    if ready is not None and (ready.message or ready.reason):
-        return ready.message or ready.reason
-    return "no status reported yet"
 
 
 # --------------------------------------------------------------------------- reconciler
@@ -278,32 +184,15 @@ class ServiceReconciler:
         self.cluster_runtime_configs = inf.lister(AIMClusterRuntimeConfig.RESOURCE)
         self.deployments = inf.lister(DEPLOYMENT, label_selector=_WORKLOAD_SELECTOR)
         self.workload_services = inf.lister(SERVICE, label_selector=_WORKLOAD_SELECTOR)
-
-    # -- cached lookups (parsed fresh: the cache is read-only) ------------------------------
-
-    def _ns_model(self, namespace: str, name: str) -> AIMModel | None:
-        raw = self.models.get(name, namespace)
-        return AIMModel.model_validate(raw) if raw else None
-
-    def _cl_model(self, name: str) -> AIMClusterModel | None:
-        raw = self.cluster_models.get(name)
-        return AIMClusterModel.model_validate(raw) if raw else None
-
-    def _ns_template(self, namespace: str, name: str) -> AIMServiceTemplate | None:
-        raw = self.templates.get(name, namespace)
-        return AIMServiceTemplate.model_validate(raw) if raw else None
-
-    def _cl_template(self, name: str) -> AIMClusterServiceTemplate | None:
-        raw = self.cluster_templates.get(name)
-        return AIMClusterServiceTemplate.model_validate(raw) if raw else None
-
-    def _ns_runtime_config(self, namespace: str, name: str) -> AIMRuntimeConfig | None:
-        raw = self.runtime_configs.get(name, namespace)
-        return AIMRuntimeConfig.model_validate(raw) if raw else None
-
-    def _cl_runtime_config(self, name: str) -> AIMClusterRuntimeConfig | None:
-        raw = self.cluster_runtime_configs.get(name)
-        return AIMClusterRuntimeConfig.model_validate(raw) if raw else None
+        # Cached lookups, parsed fresh (the cache is read-only).
+        self._ns_model = namespaced_getter(self.models, AIMModel)
+        self._cl_model = cluster_getter(self.cluster_models, AIMClusterModel)
+        self._ns_template = namespaced_getter(self.templates, AIMServiceTemplate)
+        self._cl_template = cluster_getter(self.cluster_templates, AIMClusterServiceTemplate)
+        self._ns_runtime_config = namespaced_getter(self.runtime_configs, AIMRuntimeConfig)
+        self._cl_runtime_config = cluster_getter(
+            self.cluster_runtime_configs, AIMClusterRuntimeConfig
+        )
 
     # -- reconcile ------------------------------------------------------------------------
 
@@ -314,13 +203,13 @@ class ServiceReconciler:
         service = AIMService.model_validate(raw)
         if service.metadata.deletion_timestamp is not None:
             return Result()
-        out = _Outcome()
+        out = Outcome()
         self._resolve(service, raw, out)
         out.finish()
         self._write_status(raw, service, out)
         return Result()
 
-    def _resolve(self, service: AIMService, raw: Object, out: _Outcome) -> None:
+    def _resolve(self, service: AIMService, raw: Object, out: Outcome) -> None:
         namespace = service.metadata.namespace or ""
         runtime = resolve_runtime_config(
             consumer_namespace=namespace,
@@ -350,7 +239,7 @@ class ServiceReconciler:
     # -- model ----------------------------------------------------------------------------
 
     def _resolve_model(
-        self, service: AIMService, raw: Object, runtime: RuntimeResolution, out: _Outcome
+        self, service: AIMService, raw: Object, runtime: RuntimeResolution, out: Outcome
     ) -> AnyModel | None:
         namespace = service.metadata.namespace or ""
         ref, image = service.spec.model.ref, service.spec.model.image
@@ -379,16 +268,16 @@ class ServiceReconciler:
         state = model.status.status
         name = model.metadata.name
         if state == AIMStatus.FAILED:
-            message = f"model {name} is Failed: {_why(model)}"
+            message = f"model {name} is Failed: {why(model)}"
             out.block(ConditionType.MODEL_RESOLVED, AIMStatus.FAILED, Reason.MODEL_FAILED, message)
             return None
         if state in (AIMStatus.PENDING, AIMStatus.PROGRESSING):
-            message = f"model {name} is {state.value}: {_why(model)}"
+            message = f"model {name} is {state.value}: {why(model)}"
             out.block(
                 ConditionType.MODEL_RESOLVED, AIMStatus.PENDING, Reason.MODEL_NOT_READY, message
             )
             return None
-        out.ok(ConditionType.MODEL_RESOLVED, Reason.MODEL_RESOLVED, f"{_describe(model)} ({state})")
+        out.ok(ConditionType.MODEL_RESOLVED, Reason.MODEL_RESOLVED, f"{describe(model)} ({state})")
         return model
 
     def _model_by_image(self, image: str, namespace: str) -> FoundModel | None:
@@ -397,12 +286,12 @@ class ServiceReconciler:
         namespaced = [
             AIMModel.model_validate(m)
             for m in self.models.list(namespace)
-            if _get(m, "spec", "image") == wanted
+            if dig(m, "spec", "image") == wanted
         ]
         cluster = [
             AIMClusterModel.model_validate(m)
             for m in self.cluster_models.list()
-            if _get(m, "spec", "image") == wanted
+            if dig(m, "spec", "image") == wanted
         ]
         return find_model_by_image(
             image, namespace, namespaced_models=namespaced, cluster_models=cluster
@@ -414,7 +303,7 @@ class ServiceReconciler:
         raw: Object,
         image: str,
         runtime: RuntimeResolution,
-        out: _Outcome,
+        out: Outcome,
     ) -> None:
         namespace = service.metadata.namespace or ""
         policy = runtime.model_policy
@@ -447,12 +336,12 @@ class ServiceReconciler:
             # fail forever with AlreadyExists, so say so instead.
             message = (
                 f"cannot create {where} for image {image}: the name is taken by a model "
-                f"with image {_get(squatter, 'spec', 'image')}"
+                f"with image {dig(squatter, 'spec', 'image')}"
             )
             out.block(
                 ConditionType.MODEL_RESOLVED,
                 AIMStatus.FAILED,
-                ServiceReason.MODEL_NAME_TAKEN,
+                Reason.MODEL_NAME_TAKEN,
                 message,
             )
             return
@@ -472,7 +361,7 @@ class ServiceReconciler:
     # -- template -------------------------------------------------------------------------
 
     def _resolve_template(
-        self, service: AIMService, model: AnyModel, out: _Outcome
+        self, service: AIMService, model: AnyModel, out: Outcome
     ) -> AnyTemplate | None:
         namespace = service.metadata.namespace or ""
         name = model.metadata.name
@@ -484,12 +373,12 @@ class ServiceReconciler:
             namespaced_templates=[
                 AIMServiceTemplate.model_validate(t)
                 for t in self.templates.list(namespace)
-                if _get(t, "spec", "modelName") == name
+                if dig(t, "spec", "modelName") == name
             ],
             cluster_templates=[
                 AIMClusterServiceTemplate.model_validate(t)
                 for t in self.cluster_templates.list()
-                if _get(t, "spec", "modelName") == name
+                if dig(t, "spec", "modelName") == name
             ],
         )
         out.template_candidates = selection.candidates_dicts() or None
@@ -517,7 +406,7 @@ class ServiceReconciler:
         model: AnyModel,
         template: AnyTemplate,
         runtime: RuntimeResolution,
-        out: _Outcome,
+        out: Outcome,
     ) -> None:
         resources = resolved_resources(service=service, template=template, model=model)
         out.resolved_resources = resources.to_dict()
@@ -536,7 +425,7 @@ class ServiceReconciler:
                 out.block(
                     ConditionType.WORKLOAD_READY,
                     AIMStatus.FAILED,
-                    ServiceReason.WORKLOAD_CONFLICT,
+                    Reason.WORKLOAD_CONFLICT,
                     message,
                 )
                 return
@@ -568,45 +457,18 @@ class ServiceReconciler:
 
     # -- status ---------------------------------------------------------------------------
 
-    def _write_status(self, raw: Object, service: AIMService, out: _Outcome) -> None:
-        old = service.status
-        generation = service.metadata.generation
-        now = datetime.fromtimestamp(self._ctx.clock.wall(), UTC)
-        conditions = [c.model_copy(deep=True) for c in old.conditions]
-        for type_, (status, reason, message) in out.conditions.items():
-            condition = Condition(
-                type=type_,
-                status=status,
-                reason=str(reason),
-                message=message,
-                observed_generation=generation,
-            )
-            set_status_condition(conditions, condition, now)
-        new = AIMServiceStatus(
-            observed_generation=generation,
-            status=out.status,
-            conditions=conditions,
-            resolved_model=out.resolved_model,
-            resolved_template=out.resolved_template,
-            resolved_runtime_config=out.resolved_runtime_config,
-            resolved_resources=out.resolved_resources,
-            template_candidates=out.template_candidates,
-        )
+    def _write_status(self, raw: Object, service: AIMService, out: Outcome) -> None:
+        new = service_status(service, out, wall_now(self._ctx.clock))
         new_dict = new.to_dict()
         if new_dict == AIMServiceStatus.model_validate(raw.get("status") or {}).to_dict():
             return
-        body = {
-            "apiVersion": AIMService.RESOURCE.api_version,
-            "kind": AIMService.RESOURCE.kind,
-            "metadata": {"name": service.metadata.name, "namespace": service.metadata.namespace},
-            "status": new_dict,
-        }
+        body = status_apply_body(service, new_dict)
         self._client.apply_status(_SERVICE, body, field_manager=FIELD_MANAGER, force=True)
-        if old.status != new.status or not raw.get("status"):
+        if service.status.status != new.status or not raw.get("status"):
             self._event_for(raw, out)
 
-    def _event_for(self, raw: Object, out: _Outcome) -> None:
-        reason, message = out.blocked or (str(Reason.READY), "the model server is available")
+    def _event_for(self, raw: Object, out: Outcome) -> None:
+        reason, message = out.blocked or (str(Reason.READY), READY_MESSAGE)
         warning = out.status in (AIMStatus.FAILED, AIMStatus.DEGRADED)
         event_type = EventType.WARNING if warning else EventType.NORMAL
         self._ctx.recorder.event(raw, event_type, str(reason), f"{out.status}: {message}")
@@ -615,38 +477,11 @@ class ServiceReconciler:
 # --------------------------------------------------------------------------- wiring
 
 
-def _filter_namespace(objs: Iterable[Object], namespace: str | None) -> list[Request]:
-    seen: dict[Request, None] = {}
-    for obj in objs:
-        req = request_for(obj)
-        if not namespace or req.namespace == namespace:
-            seen[req] = None
-    return list(seen)
-
-
 def setup(ctx: Context) -> list[Controller]:
     reconciler = ServiceReconciler(ctx)
     inf = ctx.informers
     services = inf.informer(AIMService.RESOURCE, indexers=service_indexers())
     by_index = reconciler.services.by_index
-
-    def for_model(obj: Object) -> list[Request]:
-        namespace = _get(obj, "metadata", "namespace")
-        image = (_get(obj, "spec", "image") or "").strip()
-        users = by_index(INDEX_MODEL, _get(obj, "metadata", "name") or "")
-        users += by_index(INDEX_IMAGE, image) if image else []
-        return _filter_namespace(users, namespace)
-
-    def for_template(obj: Object) -> list[Request]:
-        namespace = _get(obj, "metadata", "namespace")
-        users = by_index(INDEX_TEMPLATE, _get(obj, "metadata", "name") or "")
-        users += by_index(INDEX_MODEL, _get(obj, "spec", "modelName") or "")
-        return _filter_namespace(users, namespace)
-
-    def for_runtime_config(obj: Object) -> list[Request]:
-        namespace = _get(obj, "metadata", "namespace")
-        users = by_index(INDEX_RUNTIME_CONFIG, _get(obj, "metadata", "name") or "")
-        return _filter_namespace(users, namespace)
 
     controller = Controller(
         CONTROLLER_NAME,
@@ -658,12 +493,12 @@ def setup(ctx: Context) -> list[Controller]:
     queue = controller.queue
     registrations = [services.add_event_handler(EnqueueRequestForObject(queue))]
     mapped: tuple[tuple[Any, Any], ...] = (
-        (AIMModel.RESOURCE, for_model),
-        (AIMClusterModel.RESOURCE, for_model),
-        (AIMServiceTemplate.RESOURCE, for_template),
-        (AIMClusterServiceTemplate.RESOURCE, for_template),
-        (AIMRuntimeConfig.RESOURCE, for_runtime_config),
-        (AIMClusterRuntimeConfig.RESOURCE, for_runtime_config),
+        (AIMModel.RESOURCE, for_model(by_index)),
+        (AIMClusterModel.RESOURCE, for_model(by_index)),
+        (AIMServiceTemplate.RESOURCE, for_template(by_index)),
+        (AIMClusterServiceTemplate.RESOURCE, for_template(by_index)),
+        (AIMRuntimeConfig.RESOURCE, for_runtime_config(by_index)),
+        (AIMClusterRuntimeConfig.RESOURCE, for_runtime_config(by_index)),
     )
     informers = [services]
     for kind, fn in mapped:

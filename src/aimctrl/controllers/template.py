@@ -29,15 +29,13 @@ them (indices ``modelName`` and ``runtimeConfigName`` on the template informers)
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
-from aimctrl.api.conditions import find, set_status_condition
-from aimctrl.api.v1alpha1.common import API_VERSION, GROUP, Condition
+from aimctrl.api.conditions import find
+from aimctrl.api.v1alpha1.common import GROUP
 from aimctrl.api.v1alpha1.enums import AIMStatus, ConditionStatus, ConditionType, Reason
 from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
 from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRuntimeConfig
@@ -48,9 +46,21 @@ from aimctrl.api.v1alpha1.template import (
     Profile,
     ProfileMetadata,
 )
-from aimctrl.controllers.context import Context, EventType, field_manager, resource_of
+from aimctrl.controllers.context import (
+    Context,
+    EventType,
+    cluster_getter,
+    field_manager,
+    namespaced_getter,
+    resource_of,
+)
+from aimctrl.controllers.status import set_condition, status_apply_body, wall_now
 from aimctrl.machinery.controller import Controller
-from aimctrl.machinery.handler import EnqueueRequestForObject, EnqueueRequestsFromMapFunc
+from aimctrl.machinery.handler import (
+    EnqueueRequestForObject,
+    EnqueueRequestsFromMapFunc,
+    request_for,
+)
 from aimctrl.machinery.lister import Lister
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.machinery.store import Object
@@ -178,10 +188,16 @@ class TemplateReconciler:
         inf = ctx.informers
         self._templates = inf.lister(AIMServiceTemplate.RESOURCE)
         self._cluster_templates = inf.lister(AIMClusterServiceTemplate.RESOURCE)
-        self._models = inf.lister(AIMModel.RESOURCE)
-        self._cluster_models = inf.lister(AIMClusterModel.RESOURCE)
-        self._configs = inf.lister(AIMRuntimeConfig.RESOURCE)
-        self._cluster_configs = inf.lister(AIMClusterRuntimeConfig.RESOURCE)
+        self._get_model = namespaced_getter(inf.lister(AIMModel.RESOURCE), AIMModel)
+        self._get_cluster_model = cluster_getter(
+            inf.lister(AIMClusterModel.RESOURCE), AIMClusterModel
+        )
+        self._get_config = namespaced_getter(
+            inf.lister(AIMRuntimeConfig.RESOURCE), AIMRuntimeConfig
+        )
+        self._get_cluster_config = cluster_getter(
+            inf.lister(AIMClusterRuntimeConfig.RESOURCE), AIMClusterRuntimeConfig
+        )
 
     def reconcile(self, request: Request) -> Result:
         template: AnyTemplate
@@ -227,66 +243,29 @@ class TemplateReconciler:
                 )
             ),
         )
-        now = dt.datetime.fromtimestamp(self._ctx.clock.wall(), dt.UTC)
+        now = wall_now(self._ctx.clock)
         model_resolved = (
-            Condition(
-                type=ConditionType.MODEL_RESOLVED,
-                status=ConditionStatus.TRUE,
-                reason=Reason.MODEL_RESOLVED,
-                message=f"using {_describe(found)}",
-                observed_generation=generation,
-            )
+            (ConditionStatus.TRUE, Reason.MODEL_RESOLVED, f"using {_describe(found)}")
             if found
-            else Condition(
-                type=ConditionType.MODEL_RESOLVED,
-                status=ConditionStatus.FALSE,
-                reason=Reason.MODEL_NOT_FOUND,
-                message=verdict.message,
-                observed_generation=generation,
-            )
+            else (ConditionStatus.FALSE, Reason.MODEL_NOT_FOUND, verdict.message)
         )
-        for condition in (
-            model_resolved,
-            Condition(
-                type=ConditionType.RUNTIME_RESOLVED,
-                status=runtime.status,
-                reason=runtime.reason,
-                message=runtime.message,
-                observed_generation=generation,
-            ),
-            Condition(
-                type=ConditionType.READY,
-                status=(
-                    ConditionStatus.TRUE
-                    if verdict.status == AIMStatus.READY
-                    else ConditionStatus.FALSE
-                ),
-                reason=verdict.reason,
-                message=verdict.message,
-                observed_generation=generation,
-            ),
+        ready = ConditionStatus.TRUE if verdict.status == AIMStatus.READY else ConditionStatus.FALSE
+        for type_, (condition_status, reason, message) in (
+            (ConditionType.MODEL_RESOLVED, model_resolved),
+            (ConditionType.RUNTIME_RESOLVED, (runtime.status, runtime.reason, runtime.message)),
+            (ConditionType.READY, (ready, verdict.reason, verdict.message)),
         ):
-            set_status_condition(status.conditions, condition, now)
+            set_condition(
+                status.conditions,
+                type_,
+                condition_status,
+                reason=reason,
+                message=message,
+                generation=generation,
+                now=now,
+            )
         self._write(template, raw, status)
         return Result()
-
-    # -- lookups --------------------------------------------------------------------------------
-
-    def _get_model(self, namespace: str, name: str) -> AIMModel | None:
-        raw = self._models.get(name, namespace)
-        return AIMModel.model_validate(raw) if raw is not None else None
-
-    def _get_cluster_model(self, name: str) -> AIMClusterModel | None:
-        raw = self._cluster_models.get(name)
-        return AIMClusterModel.model_validate(raw) if raw is not None else None
-
-    def _get_config(self, namespace: str, name: str) -> AIMRuntimeConfig | None:
-        raw = self._configs.get(name, namespace)
-        return AIMRuntimeConfig.model_validate(raw) if raw is not None else None
-
-    def _get_cluster_config(self, name: str) -> AIMClusterRuntimeConfig | None:
-        raw = self._cluster_configs.get(name)
-        return AIMClusterRuntimeConfig.model_validate(raw) if raw is not None else None
 
     # -- write ----------------------------------------------------------------------------------
 
@@ -302,15 +281,7 @@ class TemplateReconciler:
         )
         if body_status == cached.to_dict():
             return
-        metadata: dict[str, Any] = {"name": template.metadata.name}
-        if template.metadata.namespace:
-            metadata["namespace"] = template.metadata.namespace
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": template.kind,
-            "metadata": metadata,
-            "status": body_status,
-        }
+        body = status_apply_body(template, body_status)
         self._ctx.client.apply_status(
             resource_of(type(template).RESOURCE), body, field_manager=FIELD_MANAGER, force=True
         )
@@ -330,13 +301,7 @@ class TemplateReconciler:
 
 
 def _requests(objs: list[Object]) -> list[Request]:
-    return [
-        Request(
-            namespace=(o.get("metadata") or {}).get("namespace") or "",
-            name=(o.get("metadata") or {}).get("name") or "",
-        )
-        for o in objs
-    ]
+    return [request_for(o) for o in objs]
 
 
 def _mapper(

@@ -39,14 +39,13 @@ both write without conflicts or ordering assumptions, and each reconcile stays l
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
 
-from aimctrl.api.conditions import find, set_status_condition
-from aimctrl.api.v1alpha1.common import API_VERSION, GROUP, Condition
+from aimctrl.api.conditions import find
+from aimctrl.api.v1alpha1.common import API_VERSION, GROUP
 from aimctrl.api.v1alpha1.enums import ConditionStatus, ConditionType, Reason
 from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
 from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRuntimeConfig
@@ -55,13 +54,27 @@ from aimctrl.api.v1alpha1.template import (
     AIMServiceTemplate,
     AIMServiceTemplateSpec,
 )
-from aimctrl.controllers.context import Context, EventType, field_manager, resource_of
+from aimctrl.controllers.context import (
+    Context,
+    EventType,
+    cluster_getter,
+    field_manager,
+    namespaced_getter,
+    resource_of,
+)
+from aimctrl.controllers.status import (
+    involved_object,
+    set_condition,
+    status_apply_body,
+    wall_now,
+)
 from aimctrl.kube.errors import NotFound
 from aimctrl.machinery.controller import Controller
 from aimctrl.machinery.handler import (
     EnqueueRequestForObject,
     EnqueueRequestForOwner,
     EnqueueRequestsFromMapFunc,
+    request_for,
 )
 from aimctrl.machinery.lister import Lister
 from aimctrl.machinery.predicate import Funcs
@@ -126,6 +139,14 @@ _OWNED_SPEC_KEYS = frozenset(
 _OWNER_REF_KEYS = ("apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion")
 
 
+INDEX_CONTROLLER_UID = "metadata.ownerReferences.controller.uid"
+
+
+def controller_uid_index(obj: Object) -> list[str]:
+    """The uid of the object's controller owner reference, if any (an informer index)."""
+    return [str(r["uid"]) for r in _owner_refs(obj) if r.get("controller") and r.get("uid")]
+
+
 def _normalized_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The spec with schema defaults filled in, so cached and desired compare equal."""
     owned = AIMServiceTemplateSpec.model_validate(dict(spec)).to_dict()
@@ -165,10 +186,19 @@ class TemplateGenerationReconciler:
         inf = ctx.informers
         self._models = inf.lister(AIMModel.RESOURCE)
         self._cluster_models = inf.lister(AIMClusterModel.RESOURCE)
-        self._templates = inf.lister(AIMServiceTemplate.RESOURCE)
-        self._cluster_templates = inf.lister(AIMClusterServiceTemplate.RESOURCE)
-        self._configs = inf.lister(AIMRuntimeConfig.RESOURCE)
-        self._cluster_configs = inf.lister(AIMClusterRuntimeConfig.RESOURCE)
+        # Templates by controller owner uid: a model's templates are found without scanning
+        # (and parsing) every template in its scope, which made each reconcile O(templates).
+        owner_index = {INDEX_CONTROLLER_UID: controller_uid_index}
+        self._templates = inf.lister(AIMServiceTemplate.RESOURCE, indexers=owner_index)
+        self._cluster_templates = inf.lister(
+            AIMClusterServiceTemplate.RESOURCE, indexers=owner_index
+        )
+        self._get_config = namespaced_getter(
+            inf.lister(AIMRuntimeConfig.RESOURCE), AIMRuntimeConfig
+        )
+        self._get_cluster_config = cluster_getter(
+            inf.lister(AIMClusterRuntimeConfig.RESOURCE), AIMClusterRuntimeConfig
+        )
 
     # -- reconcile ------------------------------------------------------------------------------
 
@@ -223,7 +253,15 @@ class TemplateGenerationReconciler:
         template_kind: type[AIMServiceTemplate] | type[AIMClusterServiceTemplate],
         namespace: str,
     ) -> list[AnyTemplate]:
-        cached = templates.list(namespace or None, {LABEL_AUTO_GENERATED: "true"})
+        uid = model.metadata.uid
+        if not uid:
+            return []
+        cached = [
+            t
+            for t in templates.by_index(INDEX_CONTROLLER_UID, uid)
+            if ((t.get("metadata") or {}).get("labels") or {}).get(LABEL_AUTO_GENERATED) == "true"
+            and (t.get("metadata") or {}).get("namespace", "") == (namespace or "")
+        ]
         parsed = [template_kind.model_validate(t) for t in cached]
         return [t for t in parsed if is_auto_template_of(t, model)]
 
@@ -238,14 +276,6 @@ class TemplateGenerationReconciler:
         )
         auto = resolution.model_policy.auto_discovery
         return True if auto is None else auto
-
-    def _get_config(self, namespace: str, name: str) -> AIMRuntimeConfig | None:
-        raw = self._configs.get(name, namespace)
-        return AIMRuntimeConfig.model_validate(raw) if raw is not None else None
-
-    def _get_cluster_config(self, name: str) -> AIMClusterRuntimeConfig | None:
-        raw = self._cluster_configs.get(name)
-        return AIMClusterRuntimeConfig.model_validate(raw) if raw is not None else None
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -273,7 +303,7 @@ class TemplateGenerationReconciler:
             if existing is None:
                 log.info("template created", template=name, model=model.metadata.name)
                 self._ctx.recorder.event(
-                    model.to_dict(),
+                    involved_object(model),
                     EventType.NORMAL,
                     "TemplateCreated",
                     f"created {template['kind']} {name}",
@@ -299,7 +329,7 @@ class TemplateGenerationReconciler:
                 continue
             log.info("template pruned", template=name, model=model.metadata.name)
             self._ctx.recorder.event(
-                model.to_dict(),
+                involved_object(model),
                 EventType.NORMAL,
                 "TemplatePruned",
                 f"deleted {template.kind} {name}: no longer recommended",
@@ -315,33 +345,26 @@ class TemplateGenerationReconciler:
         message: str,
     ) -> None:
         conditions = [c.model_copy(deep=True) for c in model.status.conditions]
-        previous = find(conditions, ConditionType.TEMPLATES_AUTO_GENERATED)
-        before = (previous.status, previous.reason) if previous else None
-        now = dt.datetime.fromtimestamp(self._ctx.clock.wall(), dt.UTC)
-        new = Condition(
-            type=ConditionType.TEMPLATES_AUTO_GENERATED,
-            status=status,
+        change = set_condition(
+            conditions,
+            ConditionType.TEMPLATES_AUTO_GENERATED,
+            status,
             reason=reason,
             message=message,
-            observed_generation=model.metadata.generation,
+            generation=model.metadata.generation,
+            now=wall_now(self._ctx.clock),
         )
-        if not set_status_condition(conditions, new, now):
+        if not change.changed:
             return
         condition = find(conditions, ConditionType.TEMPLATES_AUTO_GENERATED)
         assert condition is not None  # just set
-        metadata: dict[str, Any] = {"name": model.metadata.name}
-        if model.metadata.namespace:
-            metadata["namespace"] = model.metadata.namespace
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": model.kind,
-            "metadata": metadata,
-            "status": {"conditions": [condition.to_dict()]},
-        }
         self._ctx.client.apply_status(
-            resource_of(type(model).RESOURCE), body, field_manager=FIELD_MANAGER, force=True
+            resource_of(type(model).RESOURCE),
+            status_apply_body(model, {"conditions": [condition.to_dict()]}),
+            field_manager=FIELD_MANAGER,
+            force=True,
         )
-        if before != (status, reason):
+        if change.transitioned:
             event_type = (
                 EventType.WARNING if reason == Reason.NO_RECOMMENDED_TEMPLATES else EventType.NORMAL
             )
@@ -377,13 +400,7 @@ def _models_using_config(
         ]
     else:
         found = [m for m in models.list(meta.get("namespace") or "") if uses(m)]
-    return [
-        Request(
-            namespace=(m.get("metadata") or {}).get("namespace") or "",
-            name=(m.get("metadata") or {}).get("name") or "",
-        )
-        for m in found
-    ]
+    return [request_for(m) for m in found]
 
 
 def setup(ctx: Context) -> list[Controller]:

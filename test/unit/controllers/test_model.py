@@ -11,7 +11,7 @@ import pytest
 from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
 from aimctrl.api.v1alpha1.runtimeconfig import AIMRuntimeConfig
 from aimctrl.api.v1alpha1.template import AIMServiceTemplate
-from aimctrl.controllers import model as model_module
+from aimctrl.controllers import discoveryrun, modelwatch
 from aimctrl.controllers.context import Context, DiscoveryMode, Settings
 from aimctrl.controllers.discoveryjob import ANNOTATION_IMAGE, ANNOTATION_TOKEN, DISCOVERY_JOB_LABEL
 from aimctrl.controllers.model import FIELD_MANAGER, ModelReconciler, retry_delay, setup
@@ -389,7 +389,7 @@ def test_inline_discovery_records_the_result(monkeypatch: pytest.MonkeyPatch) ->
     ctx = _ctx(DiscoveryMode.INLINE)
     reconciler = _reconciler(ctx)
     seed(ctx, AIMModel.RESOURCE, _model())
-    monkeypatch.setattr(model_module, "discover", lambda image, **kw: _result())
+    monkeypatch.setattr(discoveryrun, "discover", lambda image, **kw: _result())
     reconciler.reconcile(REQ)
     assert [w for w in _writes(ctx) if w[1] != "events"] == [
         ("apply_status", "aimmodels", NS, "llama")
@@ -416,7 +416,7 @@ def test_inline_reads_pull_secrets_through_the_api(monkeypatch: pytest.MonkeyPat
         seen.update(kw)
         return _result()
 
-    monkeypatch.setattr(model_module, "discover", fake_discover)
+    monkeypatch.setattr(discoveryrun, "discover", fake_discover)
     reconciler.reconcile(REQ)
     assert Action("get", "secrets", NS, "creds") in _client(ctx).actions
     creds = seen["credentials"].lookup("registry.example")
@@ -431,7 +431,7 @@ def test_inline_transient_failure_requeues_with_backoff(monkeypatch: pytest.Monk
     def unavailable(image: str, **kw: Any) -> DiscoveryResult:
         raise RegistryUnavailableError("registry answered 503")
 
-    monkeypatch.setattr(model_module, "discover", unavailable)
+    monkeypatch.setattr(discoveryrun, "discover", unavailable)
     assert reconciler.reconcile(REQ).requeue_after == 10.0
     assert _condition(_status_write(ctx), "MetadataExtracted")["reason"] == "DiscoveryRetrying"
 
@@ -462,7 +462,11 @@ def test_a_secret_wakes_only_the_models_of_its_scope_waiting_for_a_pull_secret()
     )
     other = _model(metadata={"name": "other"})
     seed(ctx, AIMModel.RESOURCE, waiting, other)
-    wake = model_module._waiting_for_secret(ctx, reconciler)
+    wake = modelwatch.waiting_for_secret(
+        reconciler.models,
+        cluster_scoped=reconciler.cluster_scoped,
+        operator_namespace=ctx.settings.operator_namespace,
+    )
     assert wake({"metadata": {"name": "creds", "namespace": NS}}) == [REQ]
     assert wake({"metadata": {"name": "creds", "namespace": "elsewhere"}}) == []
 
@@ -477,8 +481,8 @@ def test_a_runtime_config_wakes_the_models_naming_it() -> None:
         _model(metadata={"name": "x", "namespace": "elsewhere"}, runtimeConfigName="team-config"),
         _model(metadata={"name": "y"}),
     )
-    namespaced = model_module._by_runtime_config(reconciler, True)
-    cluster = model_module._by_runtime_config(reconciler, None)
+    namespaced = modelwatch.by_runtime_config(reconciler.models, namespaced=True)
+    cluster = modelwatch.by_runtime_config(reconciler.models, namespaced=False)
     assert namespaced({"metadata": {"name": "team-config", "namespace": NS}}) == [REQ]
     assert sorted(cluster({"metadata": {"name": "team-config"}})) == [
         Request("elsewhere", "x"),
