@@ -80,7 +80,9 @@ class Manager:
         self.client = client or _client(options)
         self.prometheus = PrometheusMetrics()
         self.informers = Informers(self.client)
+        self.stop = threading.Event()
         self.ctx = Context(
+            stop=self.stop,
             client=self.client,
             informers=self.informers,
             recorder=EventRecorder(self.client),
@@ -91,7 +93,6 @@ class Manager:
         self.controllers: list[Controller] = []
         for module in controller_modules(options.only):
             self.controllers.extend(module.setup(self.ctx))
-        self.stop = threading.Event()
         self._leading = threading.Event()
         self._lost = threading.Event()
         self.probes = ProbeServer(options.health_probe_bind_address)

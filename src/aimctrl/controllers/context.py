@@ -241,5 +241,7 @@ class Context:
     metrics: MetricsProvider = NOOP_METRICS
     #: The Prometheus implementation when present (discovery and model gauges use it).
     prometheus: Any = None
+    #: Set when the manager shuts down: long outbound calls (registry retries) stop early.
+    stop: threading.Event = field(default_factory=threading.Event)
     #: Hooks for tests and the manager: called with (controller name, request) after reconcile.
     observers: list[Callable[[str, Object], None]] = field(default_factory=list)

@@ -241,6 +241,7 @@ class DiscoveryRunner:
                 credentials=DockerConfig.merge(configs),
                 insecure_registries=self._ctx.settings.insecure_registries,
                 clock=self._ctx.clock,
+                stop=self._ctx.stop,
             )
         except DiscoveryError as e:
             self._observe(e.reason.value, started)

@@ -9,6 +9,7 @@ what to fix. It reads manifests and the config blob only; layers are never fetch
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Collection
 
 from pydantic import Field
@@ -64,16 +65,18 @@ def discover(
     platform: Platform = LINUX_AMD64,
     insecure_registries: Collection[str] = (),
     clock: Clock = REAL_CLOCK,
+    stop: threading.Event | None = None,
 ) -> DiscoveryResult:
     """Discover ``image``; raise :class:`DiscoveryError` (with a reason) on any failure.
 
     ``client`` is reused when given (its own credentials apply); otherwise a client is made with
-    ``credentials`` and ``insecure_registries`` and closed afterwards.
+    ``credentials`` and ``insecure_registries`` and closed afterwards. Setting ``stop`` cuts
+    retry back-offs short (the manager's shutdown).
     """
     ref = parse_reference(image)
     owned = client is None
     registry = client or RegistryClient(
-        credentials=credentials, insecure_registries=insecure_registries, clock=clock
+        credentials=credentials, insecure_registries=insecure_registries, clock=clock, stop=stop
     )
     try:
         resolved = registry.resolve(ref, platform=platform)

@@ -22,6 +22,7 @@ import ast
 import io
 import json
 import tokenize
+import warnings
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -226,6 +227,10 @@ def _structured(label: str, value: str) -> object:
         return json.loads(source)
     except json.JSONDecodeError as e:
         json_error = e
+    except (RecursionError, ValueError) as e:
+        # Nesting past the recursion limit, or an integer past Python's 4,300-digit limit:
+        # not JSON this parser can take; the Python-literal parser below says where.
+        json_error = json.JSONDecodeError(str(e).split(";", 1)[0], source, 0)
     try:
         return _python_literal(source)
     except _LiteralError as e:
@@ -260,7 +265,10 @@ def _offset(text: str, line: int, column: int) -> int:
 def _python_literal(source: str) -> object:
     _check_tokens(source)
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():
+            # Label text is data: an odd escape like "\d" is not worth a warning on stderr.
+            warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as e:
         raise _LiteralError(e.lineno or 1, e.offset or 1, e.msg) from None
     except (RecursionError, MemoryError, ValueError):
