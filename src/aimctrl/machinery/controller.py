@@ -23,7 +23,7 @@ return, never reconcile.
 
 from __future__ import annotations
 
-import secrets
+import random
 import threading
 from collections.abc import Callable, Sequence
 
@@ -47,6 +47,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 _SYNC_POLL_INTERVAL = 0.1
 _WORKER_JOIN_TIMEOUT = 5.0  # real seconds; only used once the queue reports no reconcile in flight
 _MAX_ERROR_CHARS = 1000
+_ids = random.Random()  # noqa: S311 - log correlation ids, not secrets
 
 _log = structlog.get_logger("aimctrl.controller")
 
@@ -175,7 +176,8 @@ class Controller:
             "controller": self.name,
             "namespace": key.namespace,
             "name": key.name,
-            "reconcile_id": secrets.token_hex(4),
+            # A log correlation id, not a secret: os.urandom per reconcile showed up in profiles.
+            "reconcile_id": f"{_ids.getrandbits(32):08x}",
         }
         metrics = self._metrics
         with structlog.contextvars.bound_contextvars(**fields):
