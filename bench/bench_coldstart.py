@@ -21,12 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
-import subprocess
-import sys
 import time
-from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from common import (
@@ -45,6 +40,8 @@ from common import (
     parallel,
     registry_with_images,
     replicate,
+    start_profile,
+    stop_profile,
     summarise_writes,
     table,
 )
@@ -152,55 +149,6 @@ def cold_start(c: Cluster, n: int, *, profile: bool = False) -> dict[str, Any]:
         "by_verb": summarise_writes(writes),
         "log": str(manager.log_path),
     }
-
-
-def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """``py-spy record`` (folded stacks, 100 Hz, all threads, idle frames dropped)."""
-    spy = Path(sys.executable).parent / "py-spy"
-    return subprocess.Popen(
-        [
-            str(spy),
-            "record",
-            "-p",
-            str(pid),
-            "-o",
-            str(out),
-            "--format",
-            "raw",
-            "-r",
-            "100",
-            "--nonblocking",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop_profile(proc: subprocess.Popen[bytes], out: Path, top: int = 25) -> None:
-    """Stop py-spy (SIGINT writes the file) and print the functions with most samples."""
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
-    inclusive: Counter[str] = Counter()
-    leaf: Counter[str] = Counter()
-    total = 0
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = [
-            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
-        ]
-        n = int(count)
-        total += n
-        leaf[frames[-1]] += n
-        for f in set(frames):
-            inclusive[f] += n
-    print(f"\npy-spy: {total} samples ({out})")
-    print(
-        table(
-            ["function (inclusive)", "%"],
-            [[f, 100 * v / total] for f, v in inclusive.most_common(top)],
-        )
-    )
-    print(table(["function (self)", "%"], [[f, 100 * v / total] for f, v in leaf.most_common(top)]))
 
 
 def prepare(c: Cluster, n: int, images: int = 10) -> None:

@@ -54,6 +54,8 @@ from common import (
     parallel,
     registry_with_images,
     rss_bytes,
+    start_profile,
+    stop_profile,
     summarise_writes,
     table,
 )
@@ -198,6 +200,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="driver/floor client threads")
     parser.add_argument("--workers", type=int, default=2, help="aimctrl workers per controller")
     parser.add_argument("--skip-kopf", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="py-spy aimctrl's convergence")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
     n = max(1, int(args.models * args.scale))
@@ -219,6 +222,8 @@ def main() -> None:
         manager = ManagerProcess(c.kubeconfig, c.workdir, workers=args.workers)
         with manager:
             manager.wait_ready()
+            spy_out = c.workdir / "convergence.pyspy.txt"
+            spy = start_profile(manager.pid, spy_out) if args.profile else None
             results["aimctrl"] = converge(
                 c,
                 proxy,
@@ -229,6 +234,8 @@ def main() -> None:
                 pid=lambda: manager.pid,
                 timeout=args.timeout,
             )
+            if spy is not None:
+                stop_profile(spy, spy_out)
             samples = manager.metrics()
             results["aimctrl"]["reconciles"] = manager.sum_metric(
                 "controller_runtime_reconcile_total", samples

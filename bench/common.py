@@ -665,3 +665,52 @@ def delete_all(c: Cluster, *, timeout: float = 300) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{left} objects left after delete")
         time.sleep(0.5)
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """``py-spy record`` (folded stacks, 100 Hz, all threads, idle frames dropped)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "-p",
+            str(pid),
+            "-o",
+            str(out),
+            "--format",
+            "raw",
+            "-r",
+            "100",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_profile(proc: subprocess.Popen[bytes], out: Path, top: int = 25) -> None:
+    """Stop py-spy (SIGINT writes the file) and print the functions with most samples."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
+        ]
+        n = int(count)
+        total += n
+        leaf[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    print(f"\npy-spy: {total} samples ({out})")
+    print(
+        table(
+            ["function (inclusive)", "%"],
+            [[f, 100 * v / total] for f, v in inclusive.most_common(top)],
+        )
+    )
+    print(table(["function (self)", "%"], [[f, 100 * v / total] for f, v in leaf.most_common(top)]))

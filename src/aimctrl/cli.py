@@ -131,6 +131,7 @@ def _run_manager(args: argparse.Namespace) -> int:
         leader_election_namespace=args.leader_election_namespace,
         impersonate_user=args.impersonate_user,
         impersonate_groups=tuple(args.impersonate_group),
+        tune_gc=True,
         settings=Settings(
             operator_namespace=args.operator_namespace,
             discovery_mode=DiscoveryMode(args.discovery_mode),

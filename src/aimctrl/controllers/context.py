@@ -25,8 +25,9 @@ holds the whole object). Every transform drops ``managedFields``.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
+import random
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,7 +38,7 @@ from pydantic import BaseModel
 
 from aimctrl.api.v1alpha1.common import ResourceInfo
 from aimctrl.kube.client import KubeClient
-from aimctrl.kube.errors import KubeError
+from aimctrl.kube.errors import KubeError, NotFound
 from aimctrl.kube.resources import CORE_EVENT, SECRET, Resource
 from aimctrl.machinery.clock import REAL_CLOCK, Clock
 from aimctrl.machinery.informer import InformerFactory, SharedInformer
@@ -66,6 +67,8 @@ FIELD_MANAGER_PREFIX = "aimctrl"
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 
 M = TypeVar("M", bound=BaseModel)
+
+_names = random.Random()  # noqa: S311 - Event names need uniqueness, not secrecy
 
 
 def field_manager(controller: str) -> str:
@@ -144,34 +147,109 @@ class EventType(StrEnum):
     WARNING = "Warning"
 
 
+@dataclass(frozen=True)
+class _Event:
+    """One event as asked for (what :meth:`EventRecorder.event` captured from the object)."""
+
+    namespace: str
+    involved: dict[str, Any]
+    event_type: str
+    reason: str
+    message: str
+    timestamp: str
+
+    def key(self) -> tuple[str, ...]:
+        """What makes two events "the same" (client-go's aggregation key, no resourceVersion)."""
+        o = self.involved
+        return (
+            self.namespace,
+            str(o.get("apiVersion")),
+            str(o.get("kind")),
+            str(o.get("name")),
+            str(o.get("uid")),
+            self.event_type,
+            self.reason,
+            self.message,
+        )
+
+
+@dataclass
+class _Seen:
+    """An Event object already written, that an identical event increments."""
+
+    name: str
+    count: int
+    last: float
+
+
 class EventRecorder:
     """Writes core/v1 Events about an object (what ``kubectl describe`` shows).
 
     Callers emit on transitions only (a condition flipping, a Job created), never on every
-    reconcile. Failures to record are logged and swallowed: an event is never worth a retry.
+    reconcile. Guarantees:
+
+    * :meth:`event` never blocks on I/O: in the default (background) mode it appends to a
+      bounded queue (``queue_size``) drained by one sender thread, started on demand and exiting
+      after ``linger`` seconds of real time without work; when the queue is full the event is
+      dropped and counted in :attr:`dropped` (an event is never worth stalling a worker);
+      ``background=False`` writes in the caller instead (tests that assert the order of writes);
+    * identical events (same involved object, type, reason and message) within
+      ``aggregate_window`` seconds of the previous one are aggregated as client-go does: the
+      existing Event's ``count`` is incremented and its ``lastTimestamp`` moved (a PATCH), no
+      new object is created; if that Event is gone (expired), a new one is created. At most
+      ``MAX_AGGREGATED`` Event names are remembered (least recently used dropped first);
+    * failures to record are logged and swallowed: an event is never worth a retry;
+    * :attr:`sent` lists the last ``SENT_KEPT`` events asked for (object key, type, reason), in
+      order, at the time they were asked for: bounded, so it is no leak in a long-lived manager;
+    * :meth:`flush` waits until every queued event has been written (tests, shutdown).
     """
 
+    SENT_KEPT = 1000
+    MAX_AGGREGATED = 4096
+
     def __init__(
-        self, client: KubeClient, *, component: str = "aimctrl", clock: Clock = REAL_CLOCK
+        self,
+        client: KubeClient,
+        *,
+        component: str = "aimctrl",
+        clock: Clock = REAL_CLOCK,
+        background: bool = True,
+        queue_size: int = 4096,
+        aggregate_window: float = 600.0,
+        linger: float = 5.0,
     ):
         self._client = client
         self._component = component
         self._clock = clock
-        self.sent: list[tuple[str, str, str]] = []  # (object key, type, reason), for tests
-        self._lock = threading.Lock()
+        self._background = background
+        self._queue_size = queue_size
+        self._window = aggregate_window
+        self._linger = linger
+        self._cond = threading.Condition()
+        self._sent: deque[tuple[str, str, str]] = deque(maxlen=self.SENT_KEPT)
+        self._pending: deque[_Event] = deque()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        self._deliver_lock = threading.Lock()
+        self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
+        #: Events dropped because the queue was full.
+        self.dropped = 0
+
+    @property
+    def sent(self) -> list[tuple[str, str, str]]:
+        """The last events asked for: ``(namespace/name, type, reason)``, oldest first."""
+        with self._cond:
+            return list(self._sent)
 
     def event(
         self, obj: Mapping[str, Any], event_type: EventType, reason: str, message: str
     ) -> None:
         meta = obj["metadata"]
-        # Cluster-scoped objects' events go to "default", as client-go's recorder does.
-        namespace = meta.get("namespace") or "default"
         now = dt.datetime.fromtimestamp(self._clock.wall(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
-            "involvedObject": {
+        item = _Event(
+            # Cluster-scoped objects' events go to "default", as client-go's recorder does.
+            namespace=meta.get("namespace") or "default",
+            involved={
                 "apiVersion": obj.get("apiVersion"),
                 "kind": obj.get("kind"),
                 "name": meta["name"],
@@ -179,23 +257,118 @@ class EventRecorder:
                 "uid": meta.get("uid"),
                 "resourceVersion": meta.get("resourceVersion"),
             },
-            "reason": reason,
-            "message": message[:1024],
-            "type": str(event_type),
+            event_type=str(event_type),
+            reason=reason,
+            message=message[:1024],
+            timestamp=now,
+        )
+        key = f"{meta.get('namespace') or ''}/{meta['name']}"
+        with self._cond:
+            self._sent.append((key, str(event_type), reason))
+            if self._background:
+                self._enqueue(item)
+                return
+        self._deliver(item)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait (real time) until every queued event is written; False if ``timeout`` passed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    # ------------------------------------------------------------------ sending
+    def _enqueue(self, item: _Event) -> None:
+        """Queue ``item`` for the sender (``self._cond`` held)."""
+        if len(self._pending) >= self._queue_size:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("event queue full; events dropped", dropped=self.dropped)
+            return
+        self._pending.append(item)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
+            self._thread.start()
+        self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    # The linger is real time: it bounds an idle thread, it is not behaviour.
+                    if not self._cond.wait(self._linger) and not self._pending:
+                        self._thread = None
+                        return
+                item = self._pending.popleft()
+                self._busy = True
+            try:
+                self._deliver(item)
+            except Exception as e:  # noqa: BLE001 - the sender must outlive any one event
+                log.warning("event not recorded", reason=item.reason, error=str(e))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _deliver(self, item: _Event) -> None:
+        key = item.key()
+        with self._deliver_lock:
+            now = self._clock.now()
+            seen = self._seen.get(key)
+            if (
+                seen is not None
+                and now - seen.last <= self._window
+                and self._increment(item, seen, now)
+            ):
+                return
+            name = self._create(item)
+            if name is not None:
+                self._seen[key] = _Seen(name=name, count=1, last=now)
+                self._seen.move_to_end(key)
+                while len(self._seen) > self.MAX_AGGREGATED:
+                    self._seen.popitem(last=False)
+
+    def _increment(self, item: _Event, seen: _Seen, now: float) -> bool:
+        """PATCH the existing Event's count; False if it is gone (then a new one is made)."""
+        try:
+            self._client.patch(
+                CORE_EVENT,
+                seen.name,
+                {"count": seen.count + 1, "lastTimestamp": item.timestamp},
+                namespace=item.namespace,
+            )
+        except NotFound:
+            return False
+        except KubeError as e:
+            log.warning("event not recorded", reason=item.reason, error=str(e))
+            return True
+        seen.count += 1
+        seen.last = now
+        self._seen.move_to_end(item.key())
+        return True
+
+    def _create(self, item: _Event) -> str | None:
+        name = f"{item.involved['name']}.{_names.getrandbits(64):016x}"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": item.namespace},
+            "involvedObject": item.involved,
+            "reason": item.reason,
+            "message": item.message,
+            "type": item.event_type,
             "source": {"component": self._component},
             "reportingComponent": self._component,
             "reportingInstance": self._component,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
+            "firstTimestamp": item.timestamp,
+            "lastTimestamp": item.timestamp,
             "count": 1,
         }
-        key = f"{meta.get('namespace') or ''}/{meta['name']}"
-        with self._lock:
-            self.sent.append((key, str(event_type), reason))
         try:
-            self._client.create(CORE_EVENT, body, namespace=namespace)
+            self._client.create(CORE_EVENT, body, namespace=item.namespace)
         except KubeError as e:
-            log.warning("event not recorded", reason=reason, error=str(e), object=key)
+            key = f"{item.involved['namespace']}/{item.involved['name']}"
+            log.warning("event not recorded", reason=item.reason, error=str(e), object=key)
+            return None
+        return name
 
 
 class Informers:

@@ -8,7 +8,10 @@ retrying, or blocked on a missing pull secret). Guarantees:
   namespace for cluster models); a missing one gives ``Pending(failed=True)`` with reason
   ``PullSecretMissing`` and starts nothing;
 * inline mode reads the Secrets through the API (the Secret cache holds no ``data``) and calls
-  :func:`~aimctrl.discovery.discover`; ``RegistryUnavailable`` is transient, anything else final;
+  :func:`~aimctrl.discovery.discover` through a :class:`~aimctrl.discovery.cache.DiscoveryCache`
+  (one per runner, :data:`CACHE_TTL` seconds): models naming the same image with the same
+  credentials and rediscover token within that time read the registry once;
+  ``RegistryUnavailable`` is transient (never cached), anything else final;
 * Job mode creates at most one Job per model (:mod:`aimctrl.controllers.discoveryjob`), and
   reads a result only from a Job this model owns for the current image and rediscover token; any
   other Job is deleted (uid precondition, propagation Background) before a new one is made. A
@@ -43,6 +46,7 @@ from aimctrl.controllers.discoveryjob import (
     discovery_job_name,
     read_job_outcome,
 )
+from aimctrl.discovery.cache import DiscoveryCache
 from aimctrl.discovery.discover import DiscoveryResult, discover
 from aimctrl.discovery.dockerconfig import DockerConfig, parse_dockerconfigjson
 from aimctrl.discovery.errors import DiscoveryError, PullSecretError
@@ -56,6 +60,7 @@ from aimctrl.resolve.templates import AnyModel
 
 __all__ = [
     "ANNOTATION_REDISCOVER",
+    "CACHE_TTL",
     "Backoff",
     "DiscoveryRunner",
     "Final",
@@ -71,6 +76,8 @@ _BACKOFF_BASE = 10.0
 _BACKOFF_MAX = 300.0
 _SAFETY_REQUEUE_SLACK = 30.0
 _DELETE_WAIT = 1.0
+#: How long one inline registry read answers other models naming the same image.
+CACHE_TTL = 30.0
 
 EmitEvent = Callable[[AnyModel, EventType, str, str], None]
 
@@ -149,6 +156,11 @@ def docker_config(secret: Mapping[str, Any], name: str) -> DockerConfig:
     raise PullSecretError(f"pull secret {name!r} holds neither .dockerconfigjson nor .dockercfg")
 
 
+def _discover(image: str, **kwargs: Any) -> DiscoveryResult:
+    """:func:`~aimctrl.discovery.discover`, looked up at call time (tests replace it)."""
+    return discover(image, **kwargs)
+
+
 class DiscoveryRunner:
     """Runs discovery for the models of one kind (see the module docstring)."""
 
@@ -170,6 +182,7 @@ class DiscoveryRunner:
         self._secrets = secrets
         self._event = event
         self._field_manager = field_manager
+        self._cache = DiscoveryCache(ttl=CACHE_TTL, clock=ctx.clock, discover_fn=_discover)
 
     def run(self, model: AnyModel, runtime: RuntimeResolution) -> Final | Pending:
         """Discover in the configured mode (inline, or one step of the Job's life)."""
@@ -233,15 +246,15 @@ class DiscoveryRunner:
                 configs.append(docker_config(secret, name))
             except PullSecretError as e:
                 return Final(result=None, reason=e.reason.value, message=e.message)
-        self._event(model, EventType.NORMAL, "DiscoveryStarted", f"discovering {model.spec.image}")
+        # No "started" event inline: the outcome event follows within the same reconcile.
         started = self._ctx.clock.now()
         try:
-            result = discover(
+            result = self._cache.discover(
                 model.spec.image,
                 credentials=DockerConfig.merge(configs),
                 insecure_registries=self._ctx.settings.insecure_registries,
-                clock=self._ctx.clock,
                 stop=self._ctx.stop,
+                token=rediscover_token(model),
             )
         except DiscoveryError as e:
             self._observe(e.reason.value, started)

@@ -53,8 +53,9 @@ the wiring; :mod:`~aimctrl.controllers.modelstatus` the owned status and its sum
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -92,6 +93,7 @@ from aimctrl.controllers.modelwatch import (
     waiting_for_secret,
 )
 from aimctrl.controllers.status import involved_object, status_apply_body, wall_now
+from aimctrl.controllers.templategen import INDEX_CONTROLLER_UID, controller_uid_index
 from aimctrl.kube.resources import JOB, POD, SECRET
 from aimctrl.machinery.controller import Controller
 from aimctrl.machinery.handler import (
@@ -100,15 +102,13 @@ from aimctrl.machinery.handler import (
     EnqueueRequestsFromMapFunc,
 )
 from aimctrl.machinery.reconcile import Request, Result
+from aimctrl.machinery.store import DeletedFinalStateUnknown, Object, unwrap
 from aimctrl.rbac import PolicyRule
 from aimctrl.resolve.runtimeconfig import RuntimeResolution, resolve_runtime_config
 from aimctrl.resolve.templates import (
-    LABEL_AUTO_GENERATED,
-    LABEL_MODEL,
     AnyModel,
     AnyTemplate,
     is_auto_template_of,
-    model_label_value,
     plan_templates,
 )
 
@@ -117,6 +117,7 @@ __all__ = [
     "CONTROLLER",
     "FIELD_MANAGER",
     "RBAC",
+    "ModelCounter",
     "ModelReconciler",
     "retry_delay",
     "setup",
@@ -176,7 +177,11 @@ class ModelReconciler:
         self.cluster_runtime_configs = informers.lister(AIMClusterRuntimeConfig.RESOURCE)
         template_kind = AIMClusterServiceTemplate if self._cluster else AIMServiceTemplate
         self._template_kind = template_kind
-        self.templates = informers.lister(template_kind.RESOURCE)
+        # Templates by controller owner uid (the index templategen registers too, whichever
+        # setup runs first): a model's templates are found without scanning every template.
+        self.templates = informers.lister(
+            template_kind.RESOURCE, indexers={INDEX_CONTROLLER_UID: controller_uid_index}
+        )
         self.jobs = informers.lister(JOB, label_selector=DISCOVERY_JOB_LABEL)
         self.pods = informers.lister(POD, label_selector=DISCOVERY_JOB_LABEL)
         self.secrets = informers.lister(SECRET)  # cached without data (Informers' transform)
@@ -206,7 +211,6 @@ class ModelReconciler:
         result = self._reconcile(request, model, status, runtime, now)
         summarise(status, model, runtime, auto_templates=self._auto_templates, now=now)
         self._write(obj, model, status)
-        self._count_models()
         return result
 
     def _reconcile(
@@ -388,13 +392,14 @@ class ModelReconciler:
             plan = plan_templates(model)
         except ValueError:
             return [], ()
-        selector = {
-            LABEL_AUTO_GENERATED: "true",
-            LABEL_MODEL: model_label_value(model.metadata.name),
-        }
-        namespace = None if self._cluster else (model.metadata.namespace or "")
+        uid = model.metadata.uid
+        if not uid:
+            return [], plan.names
+        namespace = "" if self._cluster else (model.metadata.namespace or "")
         templates = [
-            self._template_kind.model_validate(t) for t in self.templates.list(namespace, selector)
+            self._template_kind.model_validate(t)
+            for t in self.templates.by_index(INDEX_CONTROLLER_UID, uid)
+            if (t.get("metadata") or {}).get("namespace", "") == namespace
         ]
         return [t for t in templates if is_auto_template_of(t, model)], plan.names
 
@@ -412,14 +417,45 @@ class ModelReconciler:
     def _event(self, model: AnyModel, event_type: EventType, reason: str, message: str) -> None:
         self._ctx.recorder.event(involved_object(model), event_type, reason, message)
 
-    def _count_models(self) -> None:
-        if self._ctx.prometheus is None:
+
+class ModelCounter:
+    """Keeps ``aimctrl_models{kind,status}`` from the model informer's events: O(1) per event,
+    nothing per reconcile. An informer event handler; the gauge is set only when a count moves.
+    """
+
+    def __init__(self, kind: str, set_models: Callable[[str, Mapping[str, int]], None]) -> None:
+        self._kind = kind
+        self._set = set_models
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    @staticmethod
+    def status_of(obj: Object) -> str:
+        return str((obj.get("status") or {}).get("status") or AIMStatus.PENDING.value)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in self._counts.items() if v}
+
+    def _move(self, leaving: str | None, entering: str | None) -> None:
+        if leaving == entering:
             return
-        counts = Counter(
-            str((o.get("status") or {}).get("status") or AIMStatus.PENDING.value)
-            for o in self.models.list()
-        )
-        self._ctx.prometheus.set_models(self._kind.RESOURCE.kind, counts)
+        with self._lock:
+            if leaving is not None:
+                self._counts[leaving] -= 1
+            if entering is not None:
+                self._counts[entering] += 1
+            counts = {k: v for k, v in self._counts.items() if v}
+            self._set(self._kind, counts)
+
+    def on_add(self, obj: Object, is_initial_list: bool) -> None:
+        self._move(None, self.status_of(obj))
+
+    def on_update(self, old: Object, new: Object) -> None:
+        self._move(self.status_of(old), self.status_of(new))
+
+    def on_delete(self, obj: Object | DeletedFinalStateUnknown) -> None:
+        self._move(self.status_of(unwrap(obj)), None)
 
 
 # ---------------------------------------------------------------------------- setup
@@ -490,5 +526,8 @@ def setup(ctx: Context) -> list[Controller]:
         for informer, handler in handlers:
             registration = informer.add_event_handler(handler)
             controller.add_has_synced(registration.has_synced)
+        if ctx.prometheus is not None:
+            counter = ModelCounter(kind.RESOURCE.kind, ctx.prometheus.set_models)
+            ctx.informers.informer(kind.RESOURCE).add_event_handler(counter)
         controllers.append(controller)
     return controllers

@@ -12,7 +12,9 @@ Guarantees:
   ``MetadataExtracted`` condition and the auto-generated templates (first matching rule wins):
   a blocking runtime config → Failed; no discovery yet → Pending; discovery disabled → Ready;
   discovery failed → Failed; in flight → Progressing; no templates expected → Ready; else the
-  templates' aggregate (:func:`~aimctrl.resolve.templates.aggregate_model_status`).
+  templates' aggregate (:func:`~aimctrl.resolve.templates.aggregate_model_status`), whose
+  message, while Progressing, is replaced by a constant one (:func:`progressing_message`) so a
+  template's own transitions do not rewrite the model's status.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from aimctrl.controllers.status import set_condition
 from aimctrl.resolve.runtimeconfig import RuntimeResolution
 from aimctrl.resolve.templates import AnyModel, AnyTemplate, aggregate_model_status
 
-__all__ = ["OWNED_CONDITIONS", "AutoTemplates", "ModelStatus", "summarise", "unchanged"]
+__all__ = [
+    "OWNED_CONDITIONS",
+    "AutoTemplates",
+    "ModelStatus",
+    "progressing_message",
+    "summarise",
+    "unchanged",
+]
 
 OWNED_CONDITIONS = (
     ConditionType.RUNTIME_RESOLVED,
@@ -159,4 +168,13 @@ def _summary(
     if not names:
         return AIMStatus.READY, Reason.READY.value, extracted.message
     aggregate = aggregate_model_status(list(templates), desired_names=names)
+    if aggregate.status == AIMStatus.PROGRESSING:
+        # Constant while progressing: a message that counted or named the templates still
+        # waited for would change (and rewrite this status) on every template transition.
+        return aggregate.status, aggregate.reason.value, progressing_message(len(names))
     return aggregate.status, aggregate.reason.value, aggregate.message
+
+
+def progressing_message(expected: int) -> str:
+    """The ``Ready`` message while the auto-generated templates converge (no running counts)."""
+    return f"waiting for the {expected} auto-generated template(s) to be created and become Ready"

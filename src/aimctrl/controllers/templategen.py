@@ -226,10 +226,11 @@ class TemplateGenerationReconciler:
         )
         desired = list(plan.templates) if auto_create and has_metadata else []
         foreign: list[str] = []
+        created: list[str] = []
         # Act only on a settled intent: discovery on, and either metadata to generate from or
         # auto-creation switched off (then nothing is desired and the old set is pruned).
         if enabled and (has_metadata or not auto_create):
-            foreign = self._apply(model, desired, templates, request.namespace)
+            foreign, created = self._apply(model, desired, templates, request.namespace)
             self._prune(model, owned, {t["metadata"]["name"] for t in desired})
 
         previous = find(model.status.conditions, ConditionType.TEMPLATES_AUTO_GENERATED)
@@ -243,7 +244,19 @@ class TemplateGenerationReconciler:
         )
         if foreign and status == ConditionStatus.TRUE:
             message += f"; left alone (not generated for this model): {', '.join(sorted(foreign))}"
-        self._write_condition(model, raw, status=status, reason=reason, message=message)
+        announced = self._write_condition(
+            model, raw, status=status, reason=reason, message=message
+        )
+        if created and not announced:
+            # One event per model transition, not one per template; none when the condition's
+            # own transition event (which names the templates) was just written.
+            kind = template_kind.RESOURCE.kind
+            self._ctx.recorder.event(
+                involved_object(model),
+                EventType.NORMAL,
+                "TemplatesCreated",
+                f"created {len(created)} {kind}(s): {', '.join(created)}",
+            )
         return Result()
 
     def _owned_templates(
@@ -285,9 +298,11 @@ class TemplateGenerationReconciler:
         desired: Iterable[dict[str, Any]],
         templates: Lister,
         namespace: str,
-    ) -> list[str]:
-        """Apply every desired template not yet in place; return the foreign names skipped."""
+    ) -> tuple[list[str], list[str]]:
+        """Apply every desired template not yet in place; return (foreign names skipped, names
+        created)."""
         foreign: list[str] = []
+        created: list[str] = []
         for template in desired:
             name = template["metadata"]["name"]
             existing = templates.get(name, namespace)
@@ -302,15 +317,10 @@ class TemplateGenerationReconciler:
             self._ctx.client.apply(resource, template, field_manager=FIELD_MANAGER, force=True)
             if existing is None:
                 log.info("template created", template=name, model=model.metadata.name)
-                self._ctx.recorder.event(
-                    involved_object(model),
-                    EventType.NORMAL,
-                    "TemplateCreated",
-                    f"created {template['kind']} {name}",
-                )
+                created.append(name)
             else:
                 log.info("template restored", template=name, model=model.metadata.name)
-        return foreign
+        return foreign, created
 
     def _prune(self, model: AnyModel, owned: Iterable[AnyTemplate], keep: set[str]) -> None:
         for template in owned:
@@ -343,7 +353,8 @@ class TemplateGenerationReconciler:
         status: ConditionStatus,
         reason: Reason,
         message: str,
-    ) -> None:
+    ) -> bool:
+        """Write the condition if it changed; True if a transition event was recorded."""
         conditions = [c.model_copy(deep=True) for c in model.status.conditions]
         change = set_condition(
             conditions,
@@ -355,7 +366,7 @@ class TemplateGenerationReconciler:
             now=wall_now(self._ctx.clock),
         )
         if not change.changed:
-            return
+            return False
         condition = find(conditions, ConditionType.TEMPLATES_AUTO_GENERATED)
         assert condition is not None  # just set
         self._ctx.client.apply_status(
@@ -369,6 +380,8 @@ class TemplateGenerationReconciler:
                 EventType.WARNING if reason == Reason.NO_RECOMMENDED_TEMPLATES else EventType.NORMAL
             )
             self._ctx.recorder.event(raw, event_type, str(reason), message)
+            return True
+        return False
 
 
 # -- wiring -------------------------------------------------------------------------------------

@@ -6,15 +6,17 @@ in by calling :meth:`DiscoveryCache.discover` instead of :func:`discover`.
 
 Guarantees:
 
-* the key is ``(image, credentials identity)``: the registry the image lives on and a SHA-256 of
-  the credentials configured for it (never the secret itself), so two models reading the same
-  image with different pull secrets never share a result — one whose credentials are refused
-  cannot see the labels read with another's;
+* the key is ``(image, credentials identity, token)``: the registry the image lives on and a
+  SHA-256 of the credentials configured for it (never the secret itself), so two models reading
+  the same image with different pull secrets never share a result — one whose credentials are
+  refused cannot see the labels read with another's; ``token`` (a model's rediscover request)
+  makes an explicit request for a fresh read miss the entries read for other tokens;
 * an entry lives ``ttl`` seconds (default 30) from the moment its read finished; a successful
   result and a final :class:`DiscoveryError` (not found, denied, unparseable labels) are cached,
   a transient one (``RegistryUnavailable``) never is;
 * single flight: concurrent callers with the same key wait for the one read in progress instead
-  of issuing their own; a caller never holds the lock across I/O;
+  of issuing their own; a caller never holds the lock across I/O; a waiter whose ``stop`` is set
+  stops waiting at once with a transient ``RegistryUnavailable`` (never cached);
 * the cache holds at most ``max_entries`` (default 1,024) entries; the oldest are dropped first;
 * results are immutable to callers in practice (pydantic models handed out as is); callers must
   not mutate them.
@@ -30,13 +32,15 @@ from dataclasses import dataclass
 
 from aimctrl.discovery.discover import DiscoveryResult, discover
 from aimctrl.discovery.dockerconfig import DockerConfig
-from aimctrl.discovery.errors import DiscoveryError, Reason
+from aimctrl.discovery.errors import DiscoveryError, Reason, RegistryUnavailableError
 from aimctrl.discovery.reference import parse_reference
 from aimctrl.machinery.clock import REAL_CLOCK, Clock
 
 __all__ = ["DiscoveryCache", "credentials_identity"]
 
 Discover = Callable[..., DiscoveryResult]
+
+_STOP_POLL = 0.2
 
 
 def credentials_identity(image: str, credentials: DockerConfig | None) -> str:
@@ -78,7 +82,7 @@ class DiscoveryCache:
         self._clock = clock
         self._discover = discover_fn
         self._cond = threading.Condition()
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -89,10 +93,11 @@ class DiscoveryCache:
         credentials: DockerConfig | None = None,
         insecure_registries: Collection[str] = (),
         stop: threading.Event | None = None,
+        token: str = "",
     ) -> DiscoveryResult:
         """Like :func:`~aimctrl.discovery.discover`, answered from the cache when fresh
-        (``stop`` interrupts this caller's own registry retries only)."""
-        key = (image, credentials_identity(image, credentials))
+        (``stop`` interrupts this caller's registry retries, or its wait for another's read)."""
+        key = (image, credentials_identity(image, credentials), token)
         with self._cond:
             while True:
                 entry = self._entries.get(key)
@@ -106,7 +111,10 @@ class DiscoveryCache:
                 if entry.done:
                     self.hits += 1
                     return _answer(entry)
-                self._cond.wait()
+                if stop is not None and stop.is_set():
+                    raise RegistryUnavailableError(f"{image}: stopped while waiting for a read")
+                # Real time: polls ``stop`` while another caller's read is in flight.
+                self._cond.wait(_STOP_POLL if stop is not None else None)
         try:
             result = self._discover(
                 image,
@@ -126,7 +134,7 @@ class DiscoveryCache:
 
     def _finish(
         self,
-        key: tuple[str, str],
+        key: tuple[str, str, str],
         entry: _Entry,
         *,
         result: DiscoveryResult | None = None,

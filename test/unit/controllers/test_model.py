@@ -12,7 +12,7 @@ from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
 from aimctrl.api.v1alpha1.runtimeconfig import AIMRuntimeConfig
 from aimctrl.api.v1alpha1.template import AIMServiceTemplate
 from aimctrl.controllers import discoveryrun, modelwatch
-from aimctrl.controllers.context import Context, DiscoveryMode, Settings
+from aimctrl.controllers.context import Context, DiscoveryMode, EventRecorder, Settings
 from aimctrl.controllers.discoveryjob import ANNOTATION_IMAGE, ANNOTATION_TOKEN, DISCOVERY_JOB_LABEL
 from aimctrl.controllers.model import FIELD_MANAGER, ModelReconciler, retry_delay, setup
 from aimctrl.discovery.discover import DiscoveryResult, derive_gpu
@@ -30,9 +30,12 @@ OPERATOR_NS = "aimctrl-system"
 
 
 def _ctx(mode: DiscoveryMode = DiscoveryMode.JOB) -> Context:
-    return fake_context(
+    ctx = fake_context(
         settings=Settings(operator_namespace=OPERATOR_NS, discovery_mode=mode), clock=FakeClock()
     )
+    # Events written in the worker, so that their order among the other writes is asserted.
+    ctx.recorder = EventRecorder(ctx.client, clock=ctx.clock, background=False)
+    return ctx
 
 
 def _model(
