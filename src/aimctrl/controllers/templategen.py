@@ -244,9 +244,7 @@ class TemplateGenerationReconciler:
         )
         if foreign and status == ConditionStatus.TRUE:
             message += f"; left alone (not generated for this model): {', '.join(sorted(foreign))}"
-        announced = self._write_condition(
-            model, raw, status=status, reason=reason, message=message
-        )
+        announced = self._write_condition(model, raw, status=status, reason=reason, message=message)
         if created and not announced:
             # One event per model transition, not one per template; none when the condition's
             # own transition event (which names the templates) was just written.
