@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply --models by this")
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--threads", type=int, default=8, help="driver/floor client threads")
-    parser.add_argument("--workers", type=int, default=2, help="aimctrl workers per controller")
+    parser.add_argument("--workers", type=int, default=4, help="aimctrl workers per controller")
     parser.add_argument("--skip-kopf", action="store_true")
     parser.add_argument("--profile", action="store_true", help="py-spy aimctrl's convergence")
     parser.add_argument("--timeout", type=float, default=1800)

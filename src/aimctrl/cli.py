@@ -91,7 +91,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--health-probe-bind-address", default=":8081", help='"0" disables probes')
     run.add_argument("--leader-elect", action="store_true", help="hold a Lease before working")
     run.add_argument("--leader-election-namespace", default=None)
-    run.add_argument("--workers", type=int, default=2, help="worker threads per controller")
+    run.add_argument("--workers", type=int, default=4, help="worker threads per controller")
     run.add_argument(
         "--operator-namespace",
         default=env("AIM_OPERATOR_NAMESPACE", "kaiwo-system"),

@@ -139,7 +139,7 @@ class Settings:
     #: Bound on one discovery Job's run time, and how long its pod is kept for ``kubectl logs``.
     discovery_active_deadline_seconds: int = 300
     discovery_ttl_seconds_after_finished: int = 3600
-    workers: int = 2
+    workers: int = 4
 
 
 class EventType(StrEnum):

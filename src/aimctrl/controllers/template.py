@@ -291,10 +291,15 @@ class TemplateReconciler:
             ready = find(status.conditions, ConditionType.READY)
             assert ready is not None  # set above
             log.info("template status changed", template=template.metadata.name, status=new)
-            if new == AIMStatus.READY:
+            if new == AIMStatus.READY and had_status and old in _UNHEALTHY:
+                # A recovery is news; a new template becoming Ready (thousands at once when
+                # models are created in bulk) is in its status, not worth an Event each.
                 self._ctx.recorder.event(raw, EventType.NORMAL, "TemplateReady", ready.message)
             elif new == AIMStatus.DEGRADED:
                 self._ctx.recorder.event(raw, EventType.WARNING, ready.reason, ready.message)
+
+
+_UNHEALTHY = frozenset({AIMStatus.DEGRADED, AIMStatus.FAILED})
 
 
 # -- wiring -------------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class Controller:
         )
         self._metrics = metrics.controller_metrics(name, max_concurrent_reconciles=workers)
         self._threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()  # start() and shut_down() may race
 
     def add_has_synced(self, has_synced: Callable[[], bool]) -> None:
         """Also wait for ``has_synced`` before starting workers; call before :meth:`start`."""
@@ -130,8 +131,10 @@ class Controller:
             thread = threading.Thread(
                 target=self._worker, name=f"{self.name}-worker-{i}", daemon=True
             )
-            self._threads.append(thread)
-            thread.start()
+            with self._threads_lock:
+                # Listed only once started: a concurrent shut_down() joins started threads only.
+                thread.start()
+                self._threads.append(thread)
         return True
 
     def shut_down(self) -> bool:
@@ -144,7 +147,9 @@ class Controller:
                 timeout=self._shutdown_timeout,
             )
             return False
-        for thread in self._threads:
+        with self._threads_lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(_WORKER_JOIN_TIMEOUT)
         _log.info("workers stopped", controller=self.name)
         return True
