@@ -44,7 +44,7 @@ from aimctrl.machinery.clock import REAL_CLOCK, Clock
 from aimctrl.machinery.informer import InformerFactory, SharedInformer
 from aimctrl.machinery.lister import Lister
 from aimctrl.machinery.metricsprovider import NOOP_METRICS, MetricsProvider
-from aimctrl.machinery.store import IndexFunc, Object, Transform, drop_managed_fields
+from aimctrl.machinery.store import IndexFunc, Object, Transform, compact, drop_managed_fields
 
 __all__ = [
     "Context",
@@ -97,8 +97,9 @@ def drop_secret_data(obj: Object) -> Object:
 
 def transform_for(res: Resource) -> Transform:
     """The cache transform of a kind: :func:`drop_secret_data` for Secrets, else
-    :func:`~aimctrl.machinery.store.drop_managed_fields`."""
-    return drop_secret_data if res == SECRET else drop_managed_fields
+    :func:`~aimctrl.machinery.store.compact` (managedFields dropped, keys and short strings
+    shared between cached objects)."""
+    return drop_secret_data if res == SECRET else compact
 
 
 def namespaced_getter(lister: Lister, kind: type[M]) -> Callable[[str, str], M | None]:

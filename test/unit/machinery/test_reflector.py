@@ -66,7 +66,7 @@ def test_initial_list_pages_through_continue_tokens_then_watches_from_list_rv(h:
     h.run_until_idle()
 
     assert [(c.limit, c.continue_, c.resource_version) for c in h.lw.list_calls] == [
-        (500, None, "0"),
+        (500, None, ""),
         (500, "tok1", None),
     ]
     assert h.keys() == ["ns/a", "ns/b", "ns/c"]
@@ -125,7 +125,7 @@ def test_gone_relists_at_last_rv_unpaged_and_drops_vanished_objects(h: Harness) 
     h.clock.step(0.8)
     assert h.lw.idle.wait(5)
 
-    assert [(c.limit, c.resource_version) for c in h.lw.list_calls] == [(500, "0"), (None, "14")]
+    assert [(c.limit, c.resource_version) for c in h.lw.list_calls] == [(500, ""), (None, "14")]
     assert h.keys() == ["ns/a", "ns/c"]
     assert h.lw.watch_calls[-1].resource_version == "40"
 
@@ -141,7 +141,7 @@ def test_gone_on_relist_falls_back_to_a_consistent_paged_list(h: Harness) -> Non
     assert h.lw.idle.wait(5)
 
     assert [(c.limit, c.resource_version) for c in h.lw.list_calls] == [
-        (500, "0"),
+        (500, ""),
         (None, "10"),
         (500, ""),
     ]
@@ -160,9 +160,9 @@ def test_expired_continue_token_restarts_the_list_unpaged(h: Harness) -> None:
     h.run_until_idle()
 
     assert [(c.limit, c.continue_, c.resource_version) for c in h.lw.list_calls] == [
-        (500, None, "0"),
+        (500, None, ""),
         (500, "tok", None),
-        (None, None, "0"),
+        (None, None, ""),
     ]
     assert h.keys() == ["ns/a", "ns/b"]
     assert h.lw.watch_calls[0].resource_version == "11"
@@ -210,7 +210,7 @@ def test_other_error_event_relists_after_backoff(h: Harness) -> None:
     h.clock.step(0.8)
     assert h.lw.idle.wait(5)
 
-    assert [c.resource_version for c in h.lw.list_calls] == ["0", "11"]
+    assert [c.resource_version for c in h.lw.list_calls] == ["", "11"]
     assert h.lw.watch_calls[-1].resource_version == "12"
 
 

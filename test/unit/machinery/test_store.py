@@ -134,3 +134,28 @@ def test_unwrap_gives_last_state_or_a_metadata_stub() -> None:
         "metadata": {"name": "a", "namespace": "ns"}
     }
     assert unwrap(DeletedFinalStateUnknown("c", None)) == {"metadata": {"name": "c"}}
+
+
+def test_compact_shares_keys_and_short_strings_between_separately_decoded_objects() -> None:
+    import json
+
+    from aimctrl.machinery.store import SHARED_STRING_MAX, compact
+
+    text = json.dumps(
+        {
+            "metadata": {"name": "a", "managedFields": [{"manager": "x"}]},
+            "status": {"conditions": [{"status": "True", "count": 3, "ok": True}]},
+            "long": "m" * (SHARED_STRING_MAX + 1),
+        }
+    )
+    first, second = compact(json.loads(text)), compact(json.loads(text))
+    assert first == second == {
+        "metadata": {"name": "a"},
+        "status": {"conditions": [{"status": "True", "count": 3, "ok": True}]},
+        "long": "m" * (SHARED_STRING_MAX + 1),
+    }
+    (k1,), (k2,) = first["metadata"].keys(), second["metadata"].keys()
+    assert k1 is k2
+    c1, c2 = first["status"]["conditions"][0], second["status"]["conditions"][0]
+    assert c1["status"] is c2["status"]
+    assert first["long"] is not second["long"]  # long strings are copied as they are
