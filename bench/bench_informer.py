@@ -4,8 +4,8 @@ client's ``kubernetes.informer.SharedInformer`` in one run, against a real apise
 The driver creates ``--objects`` small ConfigMaps (one 64-byte data key, two labels) in a scratch
 namespace, then runs each variant in a fresh subprocess so that their memory does not mix:
 
-* ``ours``: ``SharedInformer`` over ``KubeClient.list_watcher`` (paged consistent list at RV "", dict
-  cache without managedFields). "sync" is the handler-level sync: every initial-list object has
+* ``ours``: ``SharedInformer`` over ``KubeClient.list_watcher`` (consistent list at RV "" in
+  pages, dict cache without managedFields). "sync" is the handler-level sync: every initial-list object has
   been delivered to a counting handler.
 * ``official``: ``kubernetes.informer.SharedInformer(CoreV1Api.list_namespaced_config_map)``
   (one unpaged list decoded into pydantic models); "sync" is when its ADDED handler has counted

@@ -149,11 +149,15 @@ def test_compact_shares_keys_and_short_strings_between_separately_decoded_object
         }
     )
     first, second = compact(json.loads(text)), compact(json.loads(text))
-    assert first == second == {
-        "metadata": {"name": "a"},
-        "status": {"conditions": [{"status": "True", "count": 3, "ok": True}]},
-        "long": "m" * (SHARED_STRING_MAX + 1),
-    }
+    assert (
+        first
+        == second
+        == {
+            "metadata": {"name": "a"},
+            "status": {"conditions": [{"status": "True", "count": 3, "ok": True}]},
+            "long": "m" * (SHARED_STRING_MAX + 1),
+        }
+    )
     (k1,), (k2,) = first["metadata"].keys(), second["metadata"].keys()
     assert k1 is k2
     c1, c2 = first["status"]["conditions"][0], second["status"]["conditions"][0]
