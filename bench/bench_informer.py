@@ -5,8 +5,8 @@ The driver creates ``--objects`` small ConfigMaps (one 64-byte data key, two lab
 namespace, then runs each variant in a fresh subprocess so that their memory does not mix:
 
 * ``ours``: ``SharedInformer`` over ``KubeClient.list_watcher`` (consistent list at RV "" in
-  pages, dict cache without managedFields). "sync" is the handler-level sync: every initial-list object has
-  been delivered to a counting handler.
+  pages, dict cache without managedFields). "sync" is the handler-level sync: every
+  initial-list object has been delivered to a counting handler.
 * ``official``: ``kubernetes.informer.SharedInformer(CoreV1Api.list_namespaced_config_map)``
   (one unpaged list decoded into pydantic models); "sync" is when its ADDED handler has counted
   every object.
