@@ -11,7 +11,11 @@ have synced and every queue is drained, then prints the allocation sites holding
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
+import os
+import sys
+import tempfile
 import time
 import tracemalloc
 
@@ -21,17 +25,64 @@ from bench_coldstart import prepare
 from common import cluster, rss_bytes, table
 
 
+def print_smaps() -> None:
+    """RSS by kind of mapping: the heap, anonymous mappings by size (pymalloc arenas are 1 MiB,
+    glibc thread arenas 64 MiB), files."""
+    groups: dict[str, int] = {}
+    name = ""
+    size = 0
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                size = hi - lo
+                name = parts[5] if len(parts) > 5 else ""
+            elif parts[0] == "Rss:":
+                kb = int(parts[1])
+                if name.startswith("/"):
+                    key = "files"
+                elif name:
+                    key = name
+                else:
+                    key = f"anon {size // 2**20} MiB" if size >= 2**20 else "anon < 1 MiB"
+                groups[key] = groups.get(key, 0) + kb
+    rows = sorted(groups.items(), key=lambda kv: -kv[1])
+    print(table(["mapping", "RSS MiB"], [[k, v / 1024] for k, v in rows[:12]]))
+
+
+def print_pymalloc() -> None:
+    """The summary of CPython's small-object allocator: blocks in use against arenas held."""
+    with tempfile.TemporaryFile() as f:
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        text = f.read().decode(errors="replace")
+    for line in text.splitlines():
+        if line.startswith("#") or "bytes in" in line or "Total" in line:
+            print("  " + line.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kubeconfig", help="cluster to use (default: start apiserver + etcd)")
     parser.add_argument("--models", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--no-trace", action="store_true", help="RSS only (no tracemalloc), then malloc_trim"
+    )
     args = parser.parse_args()
     with cluster(args.kubeconfig) as c:
         prepare(c, args.models)
         gc.collect()
         rss0 = rss_bytes()
-        tracemalloc.start(1)
+        if not args.no_trace:
+            tracemalloc.start(1)
         manager = Manager(
             ManagerOptions(
                 kubeconfig=c.kubeconfig,
@@ -52,6 +103,17 @@ def main() -> None:
         time.sleep(2.0)
         gc.collect()
         rss_pass = rss_bytes()
+        if args.no_trace:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            print(
+                f"RSS growth, MiB: after sync {(rss_synced - rss0) / 2**20:.1f}, after the first "
+                f"pass {(rss_pass - rss0) / 2**20:.1f}, "
+                f"after malloc_trim(0) {(rss_bytes() - rss0) / 2**20:.1f}"
+            )
+            print_smaps()
+            print_pymalloc()
+            manager.shutdown()
+            return
         snapshot = tracemalloc.take_snapshot()
         print(
             f"RSS growth, MiB (tracemalloc's own bookkeeping included): after sync "

@@ -569,10 +569,16 @@ def test_model_failed_makes_service_not_ready_with_model_reason_then_recovers(
     assert ready["reason"] == "ModelFailed"
     assert ready["message"] == "model flaky is Failed: registry.example/flaky:1: manifest unknown"
     assert cond(svc, "ModelResolved")["reason"] == "ModelFailed"
-    events = kubectl.json(
-        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=svc"
+    eventually(
+        lambda: any(
+            e["reason"] == "ModelFailed" and e["type"] == "Warning"
+            for e in kubectl.json(
+                "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=svc"
+            )["items"]
+        ),
+        timeout=10,
+        what="a ModelFailed warning event on the service",
     )
-    assert any(e["reason"] == "ModelFailed" and e["type"] == "Warning" for e in events["items"])
     _status(
         kubectl, "aimmodel", "flaky", {"status": "Ready", "conditions": [_ready_cond()]}, namespace
     )

@@ -318,8 +318,12 @@ def test_empty_deployment_list_yields_no_recommended_templates(
         kubectl, "aimmodel", "empty", namespace, status="False", reason="NoRecommendedTemplates"
     )
     assert templates(kubectl, namespace=namespace) == {}
-    events = kubectl("get", "events", "-n", namespace)
-    assert "NoRecommendedTemplates" in events
+    # Events are written by the recorder's sender thread, a moment after the status.
+    eventually(
+        lambda: "NoRecommendedTemplates" in kubectl("get", "events", "-n", namespace),
+        timeout=10,
+        what="a NoRecommendedTemplates event",
+    )
 
 
 def manual_template(name: str, model: str, *, namespace: str = "") -> dict[str, Any]:
@@ -356,9 +360,12 @@ def test_manual_template_for_a_missing_model_becomes_ready_once_the_model_exists
     t = wait_status(kubectl, "aimservicetemplate", "mine", "Ready", namespace)
     assert t["status"]["resolvedModel"]["kind"] == "AIMModel"
     assert t["status"]["profile"]["metadata"]["gpu_count"] == 1
-    events = kubectl("get", "events", "-n", namespace)
+    events = eventually(
+        lambda: (e := kubectl("get", "events", "-n", namespace)) and "TemplateReady" in e and e,
+        timeout=10,
+        what="a TemplateReady event",
+    )
     assert "ModelNotFound" in events
-    assert "TemplateReady" in events
 
 
 def test_templates_created_before_their_model_converge(

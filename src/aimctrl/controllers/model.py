@@ -92,7 +92,7 @@ from aimctrl.controllers.modelwatch import (
     runtime_config_index,
     waiting_for_secret,
 )
-from aimctrl.controllers.status import involved_object, status_apply_body, wall_now
+from aimctrl.controllers.status import WriteMemo, involved_object, status_apply_body, wall_now
 from aimctrl.controllers.templategen import INDEX_CONTROLLER_UID, controller_uid_index
 from aimctrl.kube.resources import JOB, POD, SECRET
 from aimctrl.machinery.controller import Controller
@@ -168,6 +168,7 @@ class ModelReconciler:
         self._ctx = ctx
         self._kind = kind
         self._cluster = kind is AIMClusterModel
+        self._written = WriteMemo()
         self.cluster_scoped = self._cluster
         informers = ctx.informers
         self.models = informers.lister(
@@ -408,11 +409,16 @@ class ModelReconciler:
         body = status.to_dict()
         if unchanged(body, obj.get("status") or {}):
             return
+        key = f"{model.metadata.namespace or ''}/{model.metadata.name}"
+        version = model.metadata.resource_version
+        if self._written.already_written(key, version, body):
+            return  # applied a moment ago; the cache has not seen it yet
         self._ctx.client.apply_status(
             resource_of(self._kind.RESOURCE),
             status_apply_body(model, body),
             field_manager=FIELD_MANAGER,
         )
+        self._written.record(key, version, body)
 
     def _event(self, model: AnyModel, event_type: EventType, reason: str, message: str) -> None:
         self._ctx.recorder.event(involved_object(model), event_type, reason, message)

@@ -9,11 +9,18 @@ Guarantees:
 * :func:`involved_object` is the minimal object an event names;
 * :func:`status_apply_body` holds exactly ``apiVersion``, ``kind``, ``metadata.name`` (and
   ``namespace`` for namespaced objects) and the given status: a server-side apply body that
-  claims only the status fields its field manager owns.
+  claims only the status fields its field manager owns;
+* :class:`WriteMemo` remembers, per object, the status body a reconciler last applied and the
+  ``resourceVersion`` it was computed from: while the cache still shows that version, the same
+  body (``lastTransitionTime`` aside: recomputed from the same stale object a second later, it
+  is the only thing that moves) is not applied again — the cache has not caught up with the write
+  yet and writing again would change nothing. Any other version or body writes as usual.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,6 +33,7 @@ from aimctrl.machinery.clock import Clock
 __all__ = [
     "ConditionChange",
     "Named",
+    "WriteMemo",
     "involved_object",
     "set_condition",
     "status_apply_body",
@@ -122,4 +130,58 @@ def involved_object(obj: _Identified) -> dict[str, Any]:
             "uid": obj.metadata.uid,
             "resourceVersion": obj.metadata.resource_version,
         },
+    }
+
+
+class WriteMemo:
+    """The status bodies a reconciler applied, by object key (see the module docstring).
+
+    Without it, an object reconciled twice in quick succession (a template and then its model's
+    status change, both within one watch round trip) is written twice with the same body, because
+    the second reconcile still reads the cached object from before the first write. Bounded: at
+    most ``max_entries`` keys (least recently written dropped first); an entry is dropped as soon
+    as the cache shows another version of its object.
+    """
+
+    def __init__(self, max_entries: int = 8192) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._written: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+
+    def already_written(self, key: str, cached_version: str | None, body: dict[str, Any]) -> bool:
+        """True if ``body`` was applied on top of ``cached_version``, the version still cached."""
+        with self._lock:
+            entry = self._written.get(key)
+            if entry is None:
+                return False
+            version, written = entry
+            if version != (cached_version or ""):
+                del self._written[key]  # the cache moved on: the entry has done its job
+                return False
+            return written == _timeless(body)
+
+    def record(self, key: str, cached_version: str | None, body: dict[str, Any]) -> None:
+        """Remember that ``body`` was applied to the object whose cached version was given."""
+        with self._lock:
+            self._written[key] = (cached_version or "", _timeless(body))
+            self._written.move_to_end(key)
+            while len(self._written) > self._max:
+                self._written.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._written)
+
+
+def _timeless(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` without its conditions' ``lastTransitionTime``."""
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        return status
+    return {
+        **status,
+        "conditions": [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"} if isinstance(c, dict) else c
+            for c in conditions
+        ],
     }

@@ -54,7 +54,7 @@ from aimctrl.controllers.context import (
     namespaced_getter,
     resource_of,
 )
-from aimctrl.controllers.status import set_condition, status_apply_body, wall_now
+from aimctrl.controllers.status import WriteMemo, set_condition, status_apply_body, wall_now
 from aimctrl.machinery.controller import Controller
 from aimctrl.machinery.handler import (
     EnqueueRequestForObject,
@@ -185,6 +185,7 @@ class TemplateReconciler:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        self._written = WriteMemo()
         inf = ctx.informers
         self._templates = inf.lister(AIMServiceTemplate.RESOURCE)
         self._cluster_templates = inf.lister(AIMClusterServiceTemplate.RESOURCE)
@@ -281,25 +282,27 @@ class TemplateReconciler:
         )
         if body_status == cached.to_dict():
             return
+        key = f"{template.metadata.namespace or ''}/{template.metadata.name}"
+        version = template.metadata.resource_version
+        if self._written.already_written(key, version, body_status):
+            return  # applied a moment ago; the cache has not seen it yet
         body = status_apply_body(template, body_status)
         self._ctx.client.apply_status(
             resource_of(type(template).RESOURCE), body, field_manager=FIELD_MANAGER, force=True
         )
+        self._written.record(key, version, body_status)
         old, new = template.status.status, status.status
         had_status = "status" in (raw.get("status") or {})
         if new != old or not had_status:
             ready = find(status.conditions, ConditionType.READY)
             assert ready is not None  # set above
             log.info("template status changed", template=template.metadata.name, status=new)
-            if new == AIMStatus.READY and had_status and old in _UNHEALTHY:
-                # A recovery is news; a new template becoming Ready (thousands at once when
-                # models are created in bulk) is in its status, not worth an Event each.
+            if new == AIMStatus.READY and had_status:
+                # Becoming Ready after waiting or failing is news; a new template whose first
+                # status is Ready (thousands at once when models are created in bulk) is not.
                 self._ctx.recorder.event(raw, EventType.NORMAL, "TemplateReady", ready.message)
             elif new == AIMStatus.DEGRADED:
                 self._ctx.recorder.event(raw, EventType.WARNING, ready.reason, ready.message)
-
-
-_UNHEALTHY = frozenset({AIMStatus.DEGRADED, AIMStatus.FAILED})
 
 
 # -- wiring -------------------------------------------------------------------------------------

@@ -387,3 +387,27 @@ def test_setup_maps_a_runtime_config_to_the_templates_naming_it() -> None:
     }
     deliver(ctx, AIMRuntimeConfig.RESOURCE, config)
     assert queued(controller) == {Request("team", "b")}
+
+
+def test_a_second_reconcile_from_a_cache_behind_its_own_write_does_not_write_again() -> None:
+    client = FakeKubeClient()
+    ctx = fake_context(client)
+    t = template()
+    t["metadata"]["resourceVersion"] = "5"
+    seed(ctx, AIMClusterModel.RESOURCE, model())
+    seed(ctx, AIMClusterServiceTemplate.RESOURCE, t)
+    reconciler = TemplateReconciler(ctx)
+    reconciler.reconcile(Request("", "t1"))
+    ctx.clock.step(3)  # a later second: only lastTransitionTime would differ
+    reconciler.reconcile(Request("", "t1"))  # the cache still shows resourceVersion 5
+    assert [a.verb for a in client.writes() if a.resource != "events"] == ["apply_status"]
+
+    # The model fails: a different status is due, stale cache or not.
+    failed = model()
+    failed["status"]["status"] = "Failed"
+    seed(ctx, AIMClusterModel.RESOURCE, failed)
+    reconciler.reconcile(Request("", "t1"))
+    writes = [a for a in client.writes() if a.resource != "events"]
+    assert len(writes) == 2
+    assert writes[1].body is not None
+    assert writes[1].body["status"]["status"] == "Degraded"
