@@ -117,10 +117,12 @@ class _Sink:
     def __init__(self, informer: SharedInformer) -> None:
         self._inf = informer
 
-    def replace(self, objs: list[Object], resource_version: str) -> None:
+    def replace(
+        self, objs: list[Object], resource_version: str, *, transformed: bool = False
+    ) -> None:
         inf = self._inf
         with inf._cond:
-            result = inf.indexer.replace(objs, resource_version)
+            result = inf.indexer.replace(objs, resource_version, transformed=transformed)
             initial = not inf._synced
             targets = tuple(inf._registrations)
             pending = inf._pending
@@ -194,6 +196,7 @@ class SharedInformer:
             clock=clock,
             rand=rand,
             backoff=backoff,
+            transform=self.indexer.transform,
         )
 
     # -- handlers -------------------------------------------------------------------------------

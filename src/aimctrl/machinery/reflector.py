@@ -46,7 +46,7 @@ from aimctrl.machinery.listwatch import (
     WatchEvent,
     WatchStream,
 )
-from aimctrl.machinery.store import Object
+from aimctrl.machinery.store import Object, Transform
 
 __all__ = ["Backoff", "Reflector", "ReflectorStore"]
 
@@ -58,7 +58,9 @@ PAGE_SIZE = 500
 class ReflectorStore(Protocol):
     """Where the reflector writes (an :class:`~aimctrl.machinery.store.Indexer` or an informer)."""
 
-    def replace(self, objs: list[Object], resource_version: str) -> object: ...
+    def replace(
+        self, objs: list[Object], resource_version: str, *, transformed: bool = False
+    ) -> object: ...
 
     def add(self, obj: Object) -> object: ...
 
@@ -128,9 +130,11 @@ class Reflector:
         clock: Clock = REAL_CLOCK,
         rand: random.Random | None = None,
         backoff: Backoff | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self._lw = lister_watcher
         self._store = store
+        self._transform = transform
         self._name = name
         self._page_size = page_size
         self._min_watch_timeout = min_watch_timeout
@@ -225,7 +229,10 @@ class Reflector:
             self._last_rv_unavailable = True
             items, list_rv = self._list_pages("", stop)
         self._last_rv_unavailable = False
-        self._store.replace(items, list_rv)
+        if self._transform is None:
+            self._store.replace(items, list_rv)
+        else:
+            self._store.replace(items, list_rv, transformed=True)
         with self._lock:
             self._last_rv = list_rv
             self._synced = True
@@ -255,7 +262,12 @@ class Reflector:
                 continue
             if continue_ is None:
                 list_rv = page.resource_version
-            items.extend(page.items)
+            # Transformed page by page: the untransformed objects of one page at a time are
+            # alive, not those of the whole list (measured: the whole list decoded and then
+            # transformed left half of the allocator's arenas free but held).
+            items.extend(
+                page.items if self._transform is None else map(self._transform, page.items)
+            )
             continue_ = page.continue_ or None
             if continue_ is None:
                 return items, list_rv

@@ -229,11 +229,17 @@ class Indexer:
                 self._reindex(key, old, None)
         return old
 
-    def replace(self, objs: Iterable[Object], resource_version: str) -> ReplaceResult:
-        """Make the store hold exactly ``objs``; report additions, updates and vanished keys."""
+    def replace(
+        self, objs: Iterable[Object], resource_version: str, *, transformed: bool = False
+    ) -> ReplaceResult:
+        """Make the store hold exactly ``objs``; report additions, updates and vanished keys.
+
+        ``transformed``: the caller already applied :meth:`transform` to every object.
+        """
         fresh: dict[str, Object] = {}
         for obj in objs:
-            obj = self._transform(obj)
+            if not transformed:
+                obj = self._transform(obj)
             fresh[self._key_func(obj)] = obj
         result = ReplaceResult()
         with self._lock:

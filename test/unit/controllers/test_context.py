@@ -103,19 +103,25 @@ def test_an_expired_event_is_created_again_when_its_increment_finds_it_gone() ->
     assert [verb for verb, _, _ in _event_writes(client)] == ["create", "patch", "create"]
 
 
-def test_background_events_never_call_the_api_in_the_caller_and_arrive_after_flush() -> None:
-    client = FakeKubeClient()
-    recorder = EventRecorder(client, clock=FakeClock())
+def _block_creates(client: FakeKubeClient) -> tuple[threading.Event, threading.Event]:
+    """Make ``client.create`` wait for ``gate``; ``entered`` is set once a create is waiting."""
     gate = threading.Event()
     entered = threading.Event()
     original = client.create
 
-    def slow_create(*args: Any, **kwargs: Any) -> Any:
+    def blocked_create(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         gate.wait(5)
         return original(*args, **kwargs)
 
-    client.create = slow_create  # type: ignore[method-assign]
+    client.create = blocked_create  # type: ignore[method-assign]
+    return gate, entered
+
+
+def test_background_events_never_call_the_api_in_the_caller_and_arrive_after_flush() -> None:
+    client = FakeKubeClient()
+    recorder = EventRecorder(client, clock=FakeClock())
+    gate, entered = _block_creates(client)
     recorder.event(MODEL, EventType.NORMAL, "A", "a")  # the sender blocks in the API call...
     assert entered.wait(5)
     recorder.event(MODEL, EventType.NORMAL, "B", "b")  # ...and the caller does not
@@ -128,16 +134,7 @@ def test_background_events_never_call_the_api_in_the_caller_and_arrive_after_flu
 def test_a_full_queue_drops_events_and_counts_them() -> None:
     client = FakeKubeClient()
     recorder = EventRecorder(client, clock=FakeClock(), queue_size=2)
-    gate = threading.Event()
-    entered = threading.Event()
-    original = client.create
-
-    def blocked_create(*args: Any, **kwargs: Any) -> Any:
-        entered.set()
-        gate.wait(5)
-        return original(*args, **kwargs)
-
-    client.create = blocked_create  # type: ignore[method-assign]
+    gate, entered = _block_creates(client)
     recorder.event(MODEL, EventType.NORMAL, "R0", "in flight")
     assert entered.wait(5)
     for i in range(1, 6):

@@ -250,3 +250,36 @@ def test_backoff_jitter_is_full_range_of_the_current_ceiling() -> None:
     backoff = Backoff(clock=clock, rand=lambda: 0.25)
     assert backoff.next_delay() == pytest.approx(0.2)
     assert backoff.next_delay() == pytest.approx(0.4)
+
+
+def test_a_transform_runs_page_by_page_and_once_per_object() -> None:
+    lw = ScriptedListerWatcher()
+    lw.lists.extend(
+        [
+            ListPage([obj("a", "3"), obj("b", "4")], "10", continue_="tok"),
+            ListPage([obj("c", "5")], "10"),
+        ]
+    )
+    calls: list[tuple[str, int]] = []  # (name, list requests made when it was transformed)
+
+    def transform(o: dict[str, object]) -> dict[str, object]:
+        meta = o["metadata"]
+        assert isinstance(meta, dict)
+        calls.append((meta["name"], len(lw.list_calls)))
+        return {**o, "transformed": True}
+
+    store = Indexer(transform=transform)
+    clock = FakeClock()
+    reflector = Reflector(
+        lw, store, name="t", clock=clock, transform=store.transform, backoff=Backoff(clock=clock)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=reflector.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert lw.idle.wait(5)
+        assert calls == [("a", 1), ("b", 1), ("c", 2)]  # page one before page two was asked for
+        assert all(o["transformed"] for o in store.list())
+    finally:
+        stop.set()
+        thread.join(5)
