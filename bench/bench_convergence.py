@@ -223,7 +223,7 @@ def main() -> None:
         with manager:
             manager.wait_ready()
             spy_out = c.workdir / "convergence.pyspy.txt"
-            spy = start_profile(manager.pid, spy_out) if args.profile else None
+            spy = start_profile(manager.pid, spy_out, gil=True) if args.profile else None
             results["aimctrl"] = converge(
                 c,
                 proxy,

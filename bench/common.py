@@ -667,8 +667,9 @@ def delete_all(c: Cluster, *, timeout: float = 300) -> None:
         time.sleep(0.5)
 
 
-def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """``py-spy record`` (folded stacks, 100 Hz, all threads, idle frames dropped)."""
+def start_profile(pid: int, out: Path, *, gil: bool = False) -> subprocess.Popen[bytes]:
+    """``py-spy record`` (folded stacks, 100 Hz, all threads, idle frames dropped; with ``gil``
+    only the thread holding the GIL: where the Python CPU goes, not where threads wait)."""
     spy = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen(
         [
@@ -683,6 +684,7 @@ def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
             "-r",
             "100",
             "--nonblocking",
+            *(["--gil"] if gil else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
