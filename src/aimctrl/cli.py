@@ -91,6 +91,25 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--health-probe-bind-address", default=":8081", help='"0" disables probes')
     run.add_argument("--leader-elect", action="store_true", help="hold a Lease before working")
     run.add_argument("--leader-election-namespace", default=None)
+    run.add_argument(
+        "--leader-elect-lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds a Lease is valid after its last renewal: how long a standby waits after "
+        "the leader dies (takeover comes within this plus about two retry periods)",
+    )
+    run.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=10.0,
+        help="seconds the leader keeps trying to renew before it gives up and exits",
+    )
+    run.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=2.0,
+        help="seconds between attempts to acquire or renew the Lease",
+    )
     run.add_argument("--workers", type=int, default=4, help="worker threads per controller")
     run.add_argument(
         "--operator-namespace",
@@ -118,6 +137,17 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _run_manager(args: argparse.Namespace) -> int:
+    from aimctrl.machinery.leaderelection import check_timings
+
+    try:
+        check_timings(
+            args.leader_elect_lease_duration,
+            args.leader_elect_renew_deadline,
+            args.leader_elect_retry_period,
+        )
+    except ValueError as e:
+        print(f"aimctrl run: error: --leader-elect-*: {e}", file=sys.stderr)
+        return 2
     configure_logging(format=args.log_format, level=args.log_level)
     # Imported here: the discover sub-command (the discovery Job) needs none of the manager.
     from aimctrl.controllers.context import DiscoveryMode, Settings
@@ -129,6 +159,9 @@ def _run_manager(args: argparse.Namespace) -> int:
         health_probe_bind_address=args.health_probe_bind_address,
         leader_elect=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
         impersonate_user=args.impersonate_user,
         impersonate_groups=tuple(args.impersonate_group),
         tune_gc=True,

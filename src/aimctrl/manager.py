@@ -52,6 +52,10 @@ class ManagerOptions:
     leader_elect: bool = False
     leader_election_namespace: str | None = None
     leader_election_id: str = LEADER_ELECTION_ID
+    #: client-go's defaults (kube-controller-manager's ``--leader-elect-*`` flags).
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
     impersonate_user: str | None = None
     impersonate_groups: tuple[str, ...] = ()
     shutdown_timeout: float = 30.0
@@ -171,6 +175,9 @@ class Manager:
             default_identity(),
             on_started_leading=lambda _stop: self._leading.set(),
             on_stopped_leading=self._on_stopped_leading,
+            lease_duration=self.options.lease_duration,
+            renew_deadline=self.options.renew_deadline,
+            retry_period=self.options.retry_period,
         )
         self.probes.add_healthz_check("leader-election", self.elector.healthy)
         t = threading.Thread(

@@ -45,6 +45,7 @@ __all__ = [
     "LeaderRecord",
     "LeaseLock",
     "LockError",
+    "check_timings",
     "default_identity",
 ]
 
@@ -103,6 +104,20 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
+def check_timings(
+    lease_duration: float, renew_deadline: float, retry_period: float, jitter_factor: float = 1.2
+) -> None:
+    """Raise ValueError unless the timings are consistent (client-go's checks)."""
+    if lease_duration < 1:
+        raise ValueError("lease duration must be at least 1 s (it is stored in whole seconds)")
+    if retry_period <= 0 or jitter_factor < 0:
+        raise ValueError("retry period must be positive and jitter factor non-negative")
+    if lease_duration <= renew_deadline:
+        raise ValueError("lease duration must be greater than the renew deadline")
+    if renew_deadline <= jitter_factor * retry_period:
+        raise ValueError(f"renew deadline must be greater than {jitter_factor} x the retry period")
+
+
 class LeaderElector:
     """Runs one candidate: acquire, lead while renewing, then lose or release.
 
@@ -127,14 +142,7 @@ class LeaderElector:
     ) -> None:
         if not identity:
             raise ValueError("leader election identity must not be empty")
-        if lease_duration < 1:
-            raise ValueError("lease_duration must be at least 1 s (it is stored in whole seconds)")
-        if retry_period <= 0 or jitter_factor < 0:
-            raise ValueError("retry_period must be positive and jitter_factor non-negative")
-        if lease_duration <= renew_deadline:
-            raise ValueError("lease_duration must be greater than renew_deadline")
-        if renew_deadline <= jitter_factor * retry_period:
-            raise ValueError("renew_deadline must be greater than jitter_factor * retry_period")
+        check_timings(lease_duration, renew_deadline, retry_period, jitter_factor)
         self._lock = lock
         self._identity = identity
         self._on_started_leading = on_started_leading
