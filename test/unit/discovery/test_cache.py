@@ -135,3 +135,36 @@ def test_the_oldest_entries_are_dropped_beyond_max_entries() -> None:
     assert len(cache) == 2
     cache.discover("registry.example:5000/org/model:a")
     assert len(fake.calls) == 4
+
+
+def test_a_new_rediscover_token_reads_again() -> None:
+    fake = Recorder()
+    cache = DiscoveryCache(ttl=30, clock=FakeClock(), discover_fn=fake)
+    cache.discover(IMAGE, token="")
+    cache.discover(IMAGE, token="")
+    cache.discover(IMAGE, token="2026-11-27T00:00:00Z")
+    assert len(fake.calls) == 2
+
+
+def test_a_stopped_waiter_gives_up_with_a_transient_error_and_caches_nothing() -> None:
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def slow(image: str, **_: Any) -> DiscoveryResult:
+        entered.set()
+        gate.wait(5)
+        return _result(image)
+
+    cache = DiscoveryCache(ttl=30, clock=FakeClock(), discover_fn=slow)
+    reader = threading.Thread(target=cache.discover, args=(IMAGE,), daemon=True)
+    reader.start()
+    assert entered.wait(5)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(DiscoveryError) as raised:
+        cache.discover(IMAGE, stop=stop)  # waits on the read in flight, then sees stop
+    assert raised.value.reason == Reason.REGISTRY_UNAVAILABLE
+    gate.set()
+    reader.join(5)
+    assert cache.discover(IMAGE).image == IMAGE  # the first read's result, not the error
+    assert cache.hits == 1
