@@ -26,11 +26,12 @@ fmt: ## ruff format.
 	$(BIN)/ruff format src test hack bench
 
 .PHONY: lint
-lint: ## ruff check, ruff format --check, mypy --strict, import-linter.
+lint: ## ruff check, ruff format --check, mypy --strict, import-linter, shellcheck.
 	$(BIN)/ruff check src test hack bench
 	$(BIN)/ruff format --check src test hack bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/shellcheck hack/*.sh hack/dev-cluster .ci/run
 
 .PHONY: test
 test: setup ## Everything CI runs: lint, unit, integration and e2e tests against real components.
