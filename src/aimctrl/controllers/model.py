@@ -409,16 +409,15 @@ class ModelReconciler:
         body = status.to_dict()
         if unchanged(body, obj.get("status") or {}):
             return
-        key = f"{model.metadata.namespace or ''}/{model.metadata.name}"
-        version = model.metadata.resource_version
-        if self._written.already_written(key, version, body):
-            return  # applied a moment ago; the cache has not seen it yet
-        self._ctx.client.apply_status(
-            resource_of(self._kind.RESOURCE),
-            status_apply_body(model, body),
-            field_manager=FIELD_MANAGER,
+        self._written.apply_once(
+            model,
+            body,
+            lambda: self._ctx.client.apply_status(
+                resource_of(self._kind.RESOURCE),
+                status_apply_body(model, body),
+                field_manager=FIELD_MANAGER,
+            ),
         )
-        self._written.record(key, version, body)
 
     def _event(self, model: AnyModel, event_type: EventType, reason: str, message: str) -> None:
         self._ctx.recorder.event(involved_object(model), event_type, reason, message)
@@ -438,10 +437,6 @@ class ModelCounter:
     @staticmethod
     def status_of(obj: Object) -> str:
         return str((obj.get("status") or {}).get("status") or AIMStatus.PENDING.value)
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return {k: v for k, v in self._counts.items() if v}
 
     def _move(self, leaving: str | None, entering: str | None) -> None:
         if leaving == entering:

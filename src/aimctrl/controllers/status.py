@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -171,6 +172,19 @@ class WriteMemo:
     def __len__(self) -> int:
         with self._lock:
             return len(self._written)
+
+    def apply_once(
+        self, obj: _Identified, body: dict[str, Any], apply: Callable[[], object]
+    ) -> bool:
+        """Call ``apply`` (which writes ``body``) unless it was already written on top of the
+        cached ``obj``; True if it was called."""
+        key = f"{obj.metadata.namespace or ''}/{obj.metadata.name}"
+        version = obj.metadata.resource_version
+        if self.already_written(key, version, body):
+            return False  # applied a moment ago; the cache has not seen it yet
+        apply()
+        self.record(key, version, body)
+        return True
 
 
 def _timeless(status: dict[str, Any]) -> dict[str, Any]:

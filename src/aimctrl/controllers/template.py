@@ -282,15 +282,17 @@ class TemplateReconciler:
         )
         if body_status == cached.to_dict():
             return
-        key = f"{template.metadata.namespace or ''}/{template.metadata.name}"
-        version = template.metadata.resource_version
-        if self._written.already_written(key, version, body_status):
-            return  # applied a moment ago; the cache has not seen it yet
-        body = status_apply_body(template, body_status)
-        self._ctx.client.apply_status(
-            resource_of(type(template).RESOURCE), body, field_manager=FIELD_MANAGER, force=True
-        )
-        self._written.record(key, version, body_status)
+        if not self._written.apply_once(
+            template,
+            body_status,
+            lambda: self._ctx.client.apply_status(
+                resource_of(type(template).RESOURCE),
+                status_apply_body(template, body_status),
+                field_manager=FIELD_MANAGER,
+                force=True,
+            ),
+        ):
+            return
         old, new = template.status.status, status.status
         had_status = "status" in (raw.get("status") or {})
         if new != old or not had_status:

@@ -229,10 +229,7 @@ class Reflector:
             self._last_rv_unavailable = True
             items, list_rv = self._list_pages("", stop)
         self._last_rv_unavailable = False
-        if self._transform is None:
-            self._store.replace(items, list_rv)
-        else:
-            self._store.replace(items, list_rv, transformed=True)
+        self._store.replace(items, list_rv, transformed=self._transform is not None)
         with self._lock:
             self._last_rv = list_rv
             self._synced = True

@@ -491,3 +491,25 @@ def test_a_runtime_config_wakes_the_models_naming_it() -> None:
         Request("elsewhere", "x"),
         REQ,
     ]
+
+
+def test_model_counter_moves_counts_on_informer_events_only_when_status_changes() -> None:
+    from aimctrl.controllers.model import ModelCounter
+    from aimctrl.machinery.store import DeletedFinalStateUnknown
+
+    calls: list[tuple[str, dict[str, int]]] = []
+    counter = ModelCounter("AIMModel", lambda kind, counts: calls.append((kind, dict(counts))))
+    a = {"metadata": {"name": "a"}}  # no status yet: Pending
+    b = {"metadata": {"name": "b"}, "status": {"status": "Ready"}}
+    counter.on_add(a, True)
+    counter.on_add(b, True)
+    ready_a = {"metadata": {"name": "a"}, "status": {"status": "Ready"}}
+    counter.on_update(ready_a, ready_a)  # no move, no gauge update
+    counter.on_update(a, ready_a)
+    counter.on_delete(DeletedFinalStateUnknown("b", b))
+    assert calls == [
+        ("AIMModel", {"Pending": 1}),
+        ("AIMModel", {"Pending": 1, "Ready": 1}),
+        ("AIMModel", {"Ready": 2}),
+        ("AIMModel", {"Ready": 1}),
+    ]
