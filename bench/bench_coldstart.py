@@ -18,7 +18,6 @@ them. Then the manager starts in a subprocess and the driver measures:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import time
@@ -31,15 +30,15 @@ from common import (
     Cluster,
     ManagerProcess,
     Shape,
+    bench_parser,
     capture_shapes,
     cluster,
+    create_replica,
     delete_all,
     mib,
-    model_body,
-    model_name,
+    model_count,
     parallel,
     registry_with_images,
-    replicate,
     start_profile,
     stop_profile,
     summarise_writes,
@@ -54,12 +53,7 @@ def seed(c: Cluster, shapes: list[Shape], n: int, *, threads: int = 16) -> float
     client = c.client
 
     def one(i: int) -> None:
-        shape = shapes[i % len(shapes)]
-        name = model_name(PREFIX, i)
-        body = model_body(name, shape.model["spec"]["image"])
-        body["metadata"]["labels"][SET_LABEL] = PREFIX
-        created = client.create(MODELS, body)
-        status, templates = replicate(shape, name, created["metadata"]["uid"])
+        name, status, templates = create_replica(client, shapes[i % len(shapes)], PREFIX, i)
         client.patch_status(MODELS, name, {"status": status})
         for t in templates:
             t_status = t.pop("status", {})
@@ -168,13 +162,10 @@ def prepare(c: Cluster, n: int, images: int = 10) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kubeconfig", help="cluster to use (default: start apiserver + etcd)")
-    parser.add_argument("--models", type=int, default=10_000)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply --models by this")
+    parser = bench_parser(__doc__, models=10_000)
     parser.add_argument("--profile", action="store_true", help="py-spy the first pass")
     args = parser.parse_args()
-    n = max(1, int(args.models * args.scale))
+    n = model_count(args)
     with contextlib.ExitStack() as stack:
         c = stack.enter_context(cluster(args.kubeconfig))
         baseline = empty_manager_rss(c)

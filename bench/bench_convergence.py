@@ -43,6 +43,7 @@ from common import (
     CountingProxy,
     ManagerProcess,
     Watcher,
+    bench_parser,
     capture_shapes,
     cluster,
     cpu_seconds,
@@ -50,6 +51,7 @@ from common import (
     free_port,
     mib,
     model_body,
+    model_count,
     model_name,
     parallel,
     registry_with_images,
@@ -192,10 +194,7 @@ def converge(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kubeconfig", help="cluster to use (default: start apiserver + etcd)")
-    parser.add_argument("--models", type=int, default=1000)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply --models by this")
+    parser = bench_parser(__doc__, models=1000)
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--threads", type=int, default=8, help="driver/floor client threads")
     parser.add_argument("--workers", type=int, default=4, help="aimctrl workers per controller")
@@ -203,7 +202,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy aimctrl's convergence")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-    n = max(1, int(args.models * args.scale))
+    n = model_count(args)
     results: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
         c = stack.enter_context(cluster(args.kubeconfig))

@@ -19,17 +19,17 @@ The real manager's count for the same round is the ``manifest GETs`` column of
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from aimctrl.discovery.cache import DiscoveryCache
 from aimctrl.discovery.discover import discover
 from aimctrl.discovery.registry import RegistryClient
-from common import registry_with_images, table
+from common import bench_parser, model_count, registry_with_images, table
 
 
 def latencies(fn: Callable[[int], object], repeat: int) -> list[float]:
@@ -42,12 +42,10 @@ def latencies(fn: Callable[[int], object], repeat: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=int, default=1000)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply --models by this")
+    parser = bench_parser(__doc__, models=1000, cluster=False)
     parser.add_argument("--repeat", type=int, default=50, help="samples per latency row")
     args = parser.parse_args()
-    n = max(1, int(args.models * args.scale))
+    n = model_count(args)
     rows = []
     with registry_with_images(10, counting=True) as images:
         proxy = images.proxy
@@ -119,25 +117,19 @@ def main() -> None:
                 "seconds",
             ],
             [
-                [
-                    "one discover() per model (inline today)",
-                    sum(per_model.values()),
-                    per_model[("GET", "manifests")],
-                    per_model[("GET", "blobs")],
-                    sum(per_model.values()) / 10,
-                    per_model_s,
-                ],
-                [
-                    "DiscoveryCache (30 s TTL)",
-                    sum(cached.values()),
-                    cached[("GET", "manifests")],
-                    cached[("GET", "blobs")],
-                    sum(cached.values()) / 10,
-                    cached_s,
-                ],
+                _round_row(
+                    "one discover() per model (session 1 inline path)", per_model, per_model_s
+                ),
+                _round_row("DiscoveryCache (30 s TTL, inline path today)", cached, cached_s),
             ],
         )
     )
+
+
+def _round_row(path: str, requests: Counter[tuple[str, str]], seconds: float) -> list[object]:
+    total = sum(requests.values())
+    manifests, blobs = requests[("GET", "manifests")], requests[("GET", "blobs")]
+    return [path, total, manifests, blobs, total / 10, seconds]
 
 
 if __name__ == "__main__":

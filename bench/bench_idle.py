@@ -12,22 +12,18 @@ must not move).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 
 from bench_coldstart import first_pass, prepare
-from common import ManagerProcess, cluster, mib, summarise_writes, table
+from common import ManagerProcess, bench_parser, cluster, mib, model_count, summarise_writes, table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kubeconfig", help="cluster to use (default: start apiserver + etcd)")
-    parser.add_argument("--models", type=int, default=10_000)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply --models by this")
+    parser = bench_parser(__doc__, models=10_000)
     parser.add_argument("--seconds", type=float, default=300.0)
     args = parser.parse_args()
-    n = max(1, int(args.models * args.scale))
+    n = model_count(args)
     with contextlib.ExitStack() as stack:
         c = stack.enter_context(cluster(args.kubeconfig))
         prepare(c, n)

@@ -12,7 +12,6 @@ Reports writes/s as the apiserver counted them (``apiserver_request_total``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from typing import Any
@@ -24,14 +23,14 @@ from common import (
     TEMPLATES,
     Cluster,
     Shape,
+    bench_parser,
     capture_shapes,
     cluster,
+    create_replica,
     delete_all,
-    model_body,
-    model_name,
+    model_count,
     parallel,
     registry_with_images,
-    replicate,
     summarise_writes,
     table,
 )
@@ -54,12 +53,7 @@ def measure_floor(
         }
 
     def one(i: int) -> None:
-        shape = shapes[i % len(shapes)]
-        name = model_name(prefix, i)
-        body = model_body(name, shape.model["spec"]["image"])
-        body["metadata"]["labels"][SET_LABEL] = prefix
-        created = client.create(MODELS, body)
-        status, templates = replicate(shape, name, created["metadata"]["uid"])
+        name, status, templates = create_replica(client, shapes[i % len(shapes)], prefix, i)
         client.apply_status(MODELS, status_body(MODELS, name, status), field_manager=FIELD_MANAGER)
         for t in templates:
             t_status = t.pop("status", {})
@@ -88,13 +82,10 @@ def measure_floor(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kubeconfig", help="cluster to use (default: start apiserver + etcd)")
-    parser.add_argument("--models", type=int, default=1000)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply --models by this")
+    parser = bench_parser(__doc__, models=1000)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
-    n = max(1, int(args.models * args.scale))
+    n = model_count(args)
     with contextlib.ExitStack() as stack:
         c = stack.enter_context(cluster(args.kubeconfig))
         images = stack.enter_context(registry_with_images(1))

@@ -17,6 +17,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import http.client
@@ -650,6 +651,19 @@ def replicate(shape: Shape, name: str, uid: str) -> tuple[dict[str, Any], list[d
 SET_LABEL = "bench.aimctrl.dev/set"
 
 
+def create_replica(
+    client: KubeClient, shape: Shape, prefix: str, i: int
+) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+    """Create model ``i`` of set ``prefix`` with ``shape``'s image; return its name, and the
+    status and templates (with status) aimctrl would write for it (:func:`replicate`)."""
+    name = model_name(prefix, i)
+    body = model_body(name, shape.model["spec"]["image"])
+    body["metadata"]["labels"][SET_LABEL] = prefix
+    created = client.create(MODELS, body)
+    status, templates = replicate(shape, name, created["metadata"]["uid"])
+    return name, status, templates
+
+
 def delete_all(c: Cluster, *, timeout: float = 300) -> None:
     """Delete every cluster model and cluster template (one DELETE collection each) and wait
     until both lists are empty — phases of a run must not see each other's objects."""
@@ -716,3 +730,19 @@ def stop_profile(proc: subprocess.Popen[bytes], out: Path, top: int = 25) -> Non
         )
     )
     print(table(["function (self)", "%"], [[f, 100 * v / total] for f, v in leaf.most_common(top)]))
+
+
+def bench_parser(doc: str | None, *, models: int, cluster: bool = True) -> argparse.ArgumentParser:
+    """The options the scale benchmarks share: ``--kubeconfig`` (with ``cluster``), ``--models``
+    and ``--scale``; the description is the first paragraph of ``doc``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    if cluster:
+        parser.add_argument("--kubeconfig", help="cluster to use (default: start apiserver + etcd)")
+    parser.add_argument("--models", type=int, default=models)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply --models by this")
+    return parser
+
+
+def model_count(args: argparse.Namespace) -> int:
+    """``--models`` times ``--scale``, at least one."""
+    return max(1, int(args.models * args.scale))
