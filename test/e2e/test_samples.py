@@ -71,6 +71,11 @@ def _wait_ready(k: Kubectl, obj: str, *, namespace: str | None = None) -> None:
 
 def test_the_seed_cluster_model_is_discovered_and_ready(samples: Kubectl) -> None:
     _wait_ready(samples, "aimclustermodel/meta-llama-3-8b-instruct")
+    # What a user types: kubectl's own wait on the Ready condition returns at once now.
+    waited = samples.run(
+        "wait", "--for=condition=Ready", "aimclustermodel/meta-llama-3-8b-instruct", "--timeout=30s"
+    )
+    assert "condition met" in waited.stdout, waited.stdout
     model = samples.json("get", "aimclustermodel", "meta-llama-3-8b-instruct")
     assert model["status"]["status"] == "Ready"
     canonical = model["status"]["imageMetadata"]["model"]["canonicalName"]

@@ -330,6 +330,34 @@ def test_kubectl_get_aim_lists_every_kind_and_explain_shows_descriptions(
     assert "by name (ref) or by container image (image)" in res.stdout
 
 
+def test_get_aim_shows_created_objects_with_printer_columns_and_explain_describes_discovery(
+    kubeconfig_path: str, admission_namespace: str
+) -> None:
+    obj = model({"image": "registry.example/org/listed:1"})
+    created = _kubectl(
+        kubeconfig_path,
+        "apply",
+        "-f",
+        "-",
+        stdin=_render(obj, name="listed", namespace=admission_namespace),
+    )
+    assert created.returncode == 0, created.stderr
+    try:
+        res = _kubectl(kubeconfig_path, "get", "aim", "-n", admission_namespace)
+        assert res.returncode == 0, res.stderr
+        header = res.stdout.splitlines()[0].split()
+        assert header[:2] == ["NAME", "STATUS"], res.stdout  # the AIMModel printer columns
+        assert "IMAGE" in header, res.stdout
+        assert "aimmodel.aim.silogen.ai/listed" in res.stdout
+        assert "registry.example/org/listed:1" in res.stdout
+    finally:
+        _delete(kubeconfig_path, obj, name="listed", namespace=admission_namespace)
+    res = _kubectl(kubeconfig_path, "explain", "aimclustermodel.spec.discovery")
+    assert res.returncode == 0, res.stderr
+    assert "DESCRIPTION:" in res.stdout, res.stdout
+    assert "enabled" in res.stdout, res.stdout
+
+
 def test_install_manifests_are_accepted(kubeconfig_path: str, admission_namespace: str) -> None:
     """config/default, built with kustomize, passes server-side validation (dry run; the
     namespaced parts are retargeted to a scratch namespace so nothing is installed)."""

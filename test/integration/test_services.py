@@ -218,17 +218,6 @@ def test_service_by_ref_becomes_ready_with_deployment_on_gpu_node(
     assert k8s_svc["spec"]["ports"][0]["port"] == 8000
 
 
-def _model_controller_missing() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("aimctrl.controllers.model") is None
-
-
-@pytest.mark.xfail(
-    _model_controller_missing(),
-    strict=False,
-    reason="needs the model discovery controller (controllers/model.py), written in parallel",
-)
 def test_seed_my_service_by_image_end_to_end_with_every_controller(
     kubectl: Kubectl, namespace: str, start_manager: Any, registries: Any
 ) -> None:
