@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,9 @@ from typing import Any
 
 import httpx
 
+from aimctrl.kube.resources import CORE_EVENT
+from aimctrl.testing.controlplane import free_port
+from bench_write_floor import FIELD_MANAGER as FLOOR_FIELD_MANAGER
 from bench_write_floor import measure_floor
 from common import (
     MODELS as MODELS_RESOURCE,
@@ -48,7 +52,6 @@ from common import (
     cluster,
     cpu_seconds,
     delete_all,
-    free_port,
     mib,
     model_body,
     model_count,
@@ -142,6 +145,49 @@ class PeakRss:
         return self.peak
 
 
+def reconciles_by_controller(samples: dict[str, float]) -> dict[str, float]:
+    """``controller_runtime_reconcile_total`` summed over results, per controller label."""
+    totals: dict[str, float] = {}
+    for key, value in samples.items():
+        if not key.startswith("controller_runtime_reconcile_total{"):
+            continue
+        found = re.search(r'controller="([^"]*)"', key)
+        name = found.group(1) if found else "?"
+        totals[name] = totals.get(name, 0.0) + value
+    return totals
+
+
+class CpuShare:
+    """CPU seconds of each process during a phase: the plane's kube-apiserver and etcd, the
+    operator, and this process (the driver, the watcher and, in the floor phases, the writer)."""
+
+    def __init__(self, c: Cluster, operator_pid: int | None = None) -> None:
+        self._c = c
+        self._pid = operator_pid
+        self._start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        out = dict(self._c.plane_cpu())
+        out["operator"] = cpu_seconds(self._pid) if self._pid else 0.0
+        out["bench"] = cpu_seconds()
+        return out
+
+    def stop(self) -> dict[str, float]:
+        end = self._now()
+        return {k: end[k] - self._start[k] for k in end}
+
+
+def event_reasons(c: Cluster) -> dict[str, int]:
+    """The operator's core events in the cluster by reason (the floor's own are left out)."""
+    counts: dict[str, int] = {}
+    for event in c.client.list(CORE_EVENT)["items"]:
+        if (event.get("source") or {}).get("component") == FLOOR_FIELD_MANAGER:
+            continue
+        reason = str(event.get("reason") or "?")
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
 def converge(
     c: Cluster,
     proxy: CountingProxy,
@@ -167,14 +213,17 @@ def converge(
             body["metadata"]["labels"][SET_LABEL] = prefix
             c.client.create(MODELS_RESOURCE, body)
 
+        share = CpuShare(c, pid())
         t0 = time.monotonic()
         create_s = parallel(create, n, threads=threads)
         t1 = watcher.wait_converged(prefix, n, 4, timeout=timeout)
         seconds = t1 - t0
+        cpu_share = share.stop()
         at_converged = c.metrics.writes(before, c.metrics.requests())
         time.sleep(3.0)  # writes still trickling in after convergence are counted too
         writes = c.metrics.writes(before, c.metrics.requests())
         cpu = cpu_seconds(pid()) - cpu0
+        events = event_reasons(c)
         rss_peak = peak.stop()
         registry = proxy.snapshot()
     finally:
@@ -186,6 +235,8 @@ def converge(
         "writes_at_converged": sum(at_converged.values()),
         "model_creates": n,
         "by_verb": summarise_writes(writes),
+        "events_by_reason": events,
+        "cpu_share": cpu_share,
         "registry_requests": sum(registry.values()),
         "registry_manifest_gets": registry.get(("GET", "manifests"), 0),
         "cpu_s": cpu,
@@ -199,7 +250,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="driver/floor client threads")
     parser.add_argument("--workers", type=int, default=4, help="aimctrl workers per controller")
     parser.add_argument("--skip-kopf", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="py-spy aimctrl's convergence")
+    parser.add_argument(
+        "--no-spec-floor",
+        dest="spec_floor",
+        action="store_false",
+        help="skip the floor phase that replays aimctrl's 15 writes per model",
+    )
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="gil",
+        choices=("gil", "all"),
+        help="py-spy aimctrl's convergence: gil (Python CPU only, the default) or all (every "
+        "busy thread, time in C and in system calls included)",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
     n = model_count(args)
@@ -213,16 +277,34 @@ def main() -> None:
         delete_all(c)
 
         print(f"[1/3] write floor, {n} models", flush=True)
+        share = CpuShare(c)
         floor = measure_floor(c, shapes, n=n, threads=args.threads)
         results["write floor"] = {**floor, "cpu_s": None, "rss_peak_mib": None}
+        results["write floor"]["cpu_share"] = share.stop()
         delete_all(c)
+        if args.spec_floor:
+            # The same loop, replaying the write set aimctrl makes under the SPEC: the model's
+            # status once per transition (discovery, templates generated, Ready) and one event
+            # per transition (three), 15 writes per model, no controller logic at all.
+            print(f"[1/3] write floor with aimctrl's write set, {n} models", flush=True)
+            share = CpuShare(c)
+            spec_floor = measure_floor(
+                c, shapes, n=n, threads=args.threads, prefix="spec", status_steps=3, events=3
+            )
+            results["floor, SPEC set"] = {**spec_floor, "cpu_s": None, "rss_peak_mib": None}
+            results["floor, SPEC set"]["cpu_share"] = share.stop()
+            delete_all(c)
 
         print(f"[2/3] aimctrl, {n} models", flush=True)
         manager = ManagerProcess(c.kubeconfig, c.workdir, workers=args.workers)
         with manager:
             manager.wait_ready()
             spy_out = c.workdir / "convergence.pyspy.txt"
-            spy = start_profile(manager.pid, spy_out, gil=True) if args.profile else None
+            spy = (
+                start_profile(manager.pid, spy_out, gil=args.profile == "gil")
+                if args.profile
+                else None
+            )
             results["aimctrl"] = converge(
                 c,
                 proxy,
@@ -239,6 +321,7 @@ def main() -> None:
             results["aimctrl"]["reconciles"] = manager.sum_metric(
                 "controller_runtime_reconcile_total", samples
             )
+            results["aimctrl"]["reconciles_by_controller"] = reconciles_by_controller(samples)
         print(f"  manager log: {manager.log_path}", flush=True)
         delete_all(c)
 
@@ -296,6 +379,37 @@ def print_results(n: int, args: argparse.Namespace, results: dict[str, dict[str,
             rows,
         )
     )
+    share_rows = []
+    for name, r in results.items():
+        share = r.get("cpu_share")
+        if not share:
+            continue
+        total = sum(share.values())
+        share_rows.append(
+            [
+                name,
+                r["seconds"],
+                share.get("kube-apiserver", 0.0),
+                share.get("etcd", 0.0),
+                share.get("operator", 0.0),
+                share.get("bench", 0.0),
+                total,
+                100 * total / ((os.cpu_count() or 1) * r["seconds"]),
+            ]
+        )
+    if share_rows:
+        print("\nCPU seconds by process during each phase (busy % of all cores):")
+        print(
+            table(
+                ["variant", "seconds", "apiserver", "etcd", "operator", "bench", "total", "busy %"],
+                share_rows,
+            )
+        )
+    if "floor, SPEC set" in results and "aimctrl" in results:
+        spec_s = results["floor, SPEC set"]["seconds"]
+        print(
+            f"aimctrl / floor with its own write set: {results['aimctrl']['seconds'] / spec_s:.2f}x"
+        )
     if "kopf" in results and "aimctrl" in results:
         ratio = results["kopf"]["seconds"] / results["aimctrl"]["seconds"]
         print(
@@ -306,6 +420,16 @@ def print_results(n: int, args: argparse.Namespace, results: dict[str, dict[str,
         print(f"{name} writes: {r['by_verb']}")
     if "aimctrl" in results:
         print(f"aimctrl reconciles: {results['aimctrl']['reconciles']:.0f}")
+        reasons = results["aimctrl"].get("events_by_reason") or {}
+        print(
+            "  events by reason: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        )
+        by_controller = results["aimctrl"].get("reconciles_by_controller") or {}
+        print(
+            "  by controller: "
+            + ", ".join(f"{k}={v:.0f}" for k, v in sorted(by_controller.items()))
+        )
 
 
 if __name__ == "__main__":

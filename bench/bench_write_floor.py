@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from aimctrl.api.v1alpha1.common import API_VERSION
+from aimctrl.kube.resources import CORE_EVENT
 from common import (
     MODELS,
     SET_LABEL,
@@ -39,10 +40,47 @@ FIELD_MANAGER = "bench-write-floor"
 
 
 def measure_floor(
-    c: Cluster, shapes: list[Shape], *, n: int, threads: int, prefix: str = "floor"
+    c: Cluster,
+    shapes: list[Shape],
+    *,
+    n: int,
+    threads: int,
+    prefix: str = "floor",
+    status_steps: int = 1,
+    events: int = 0,
 ) -> dict[str, Any]:
-    """Do the ten writes of each of ``n`` models; return seconds, writes, writes/s."""
+    """Do the ten writes of each of ``n`` models; return seconds, writes, writes/s.
+
+    ``status_steps`` > 1 applies the model's status that many times (each earlier step with
+    another Ready message, so every apply is a real write); ``events`` creates that many core
+    Events about the model. Together they replay the write set aimctrl makes under the SPEC
+    (status per transition, an event per transition) without any controller logic.
+    """
     client = c.client
+
+    def event_body(model: str, uid: str, k: int) -> dict[str, Any]:
+        return {
+            "metadata": {"generateName": f"{model}.", "namespace": "default"},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": MODELS.kind,
+                "name": model,
+                "uid": uid,
+            },
+            "reason": f"Step{k}",
+            "message": f"transition {k} of {model}",
+            "type": "Normal",
+            "count": 1,
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+        }
+
+    def early_step(status: dict[str, Any], k: int) -> dict[str, Any]:
+        conditions = [
+            {**cond, "message": f"step {k}"} if cond.get("type") == "Ready" else cond
+            for cond in status.get("conditions") or ()
+        ]
+        return {**status, "conditions": conditions}
 
     def status_body(resource: Any, name: str, status: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -54,7 +92,15 @@ def measure_floor(
 
     def one(i: int) -> None:
         name, status, templates = create_replica(client, shapes[i % len(shapes)], prefix, i)
+        for k in range(1, status_steps):
+            client.apply_status(
+                MODELS,
+                status_body(MODELS, name, early_step(status, k)),
+                field_manager=FIELD_MANAGER,
+            )
         client.apply_status(MODELS, status_body(MODELS, name, status), field_manager=FIELD_MANAGER)
+        for k in range(events):
+            client.create(CORE_EVENT, event_body(name, f"uid-{name}", k), namespace="default")
         for t in templates:
             t_status = t.pop("status", {})
             t.pop("apiVersion", None)

@@ -93,17 +93,24 @@ class Cluster:
     client: KubeClient
     metrics: ApiMetrics
     workdir: Path
+    plane_pids: dict[str, int] = field(default_factory=dict)  # empty with --kubeconfig
+
+    def plane_cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the benchmark's own kube-apiserver and etcd."""
+        return {name: cpu_seconds(pid) for name, pid in self.plane_pids.items()}
 
 
 @contextlib.contextmanager
 def cluster(kubeconfig: str | None, *, with_controllers: bool = False) -> Iterator[Cluster]:
     """A cluster with the CRDs installed: the given one, or a fresh apiserver + etcd."""
     with contextlib.ExitStack() as stack:
+        pids: dict[str, int] = {}
         if not kubeconfig:
             from aimctrl.testing.controlplane import ControlPlane
 
             plane = stack.enter_context(ControlPlane(with_controllers=with_controllers))
             kubeconfig = str(plane.kubeconfig)
+            pids = {name: p.popen.pid for name, p in plane.procs.items()}
             print(f"control plane up: {plane.server} ({plane.ports['startup_ms']} ms)", flush=True)
         install_crds(kubeconfig)
         client = KubeClient.from_kubeconfig(kubeconfig)
@@ -111,7 +118,7 @@ def cluster(kubeconfig: str | None, *, with_controllers: bool = False) -> Iterat
         with contextlib.suppress(AlreadyExists):
             client.create(NAMESPACE, {"metadata": {"name": OPERATOR_NAMESPACE}})
         workdir = Path(tempfile.mkdtemp(prefix="aimctrl-bench-"))
-        yield Cluster(kubeconfig, client, ApiMetrics.from_kubeconfig(kubeconfig), workdir)
+        yield Cluster(kubeconfig, client, ApiMetrics.from_kubeconfig(kubeconfig), workdir, pids)
 
 
 def _wait_listable(client: KubeClient, timeout: float = 60) -> None:

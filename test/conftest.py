@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from aimctrl.machinery.decoded import VERIFY_ENV
 from aimctrl.testing.controlplane import ControlPlane, repo_root
 from aimctrl.testing.helpers import Kubectl
+
+# Every test (and every manager process a test starts, which inherits the environment) checks
+# that no reader changes a decoded object shared through a cache (aimctrl.machinery.decoded).
+os.environ[VERIFY_ENV] = "1"
 
 CRD_DIR = repo_root() / "config" / "crd" / "bases"
 

@@ -103,12 +103,13 @@ def transform_for(res: Resource) -> Transform:
 
 
 def namespaced_getter(lister: Lister, kind: type[M]) -> Callable[[str, str], M | None]:
-    """``(namespace, name) -> parsed object or None`` from a cache (parsed fresh: the cache is
-    read-only)."""
+    """``(namespace, name) -> parsed object or None`` from a cache; the parsed object is shared
+    (decoded once per version, see :meth:`~aimctrl.machinery.lister.Lister.decode`) and
+    read-only."""
 
     def get(namespace: str, name: str) -> M | None:
         raw = lister.get(name, namespace)
-        return kind.model_validate(raw) if raw is not None else None
+        return lister.decode(raw, kind.model_validate) if raw is not None else None
 
     return get
 
@@ -118,7 +119,7 @@ def cluster_getter(lister: Lister, kind: type[M]) -> Callable[[str], M | None]:
 
     def get(name: str) -> M | None:
         raw = lister.get(name)
-        return kind.model_validate(raw) if raw is not None else None
+        return lister.decode(raw, kind.model_validate) if raw is not None else None
 
     return get
 

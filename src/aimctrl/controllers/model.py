@@ -57,7 +57,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -84,7 +84,13 @@ from aimctrl.controllers.discoveryrun import (
     rediscover_token,
     retry_delay,
 )
-from aimctrl.controllers.modelstatus import ModelStatus, summarise, unchanged
+from aimctrl.controllers.modelstatus import (
+    ModelStatus,
+    model_view,
+    summarise,
+    template_view,
+    unchanged,
+)
 from aimctrl.controllers.modelwatch import (
     INDEX_RUNTIME_CONFIG,
     by_discovery_object,
@@ -101,6 +107,7 @@ from aimctrl.machinery.handler import (
     EnqueueRequestForOwner,
     EnqueueRequestsFromMapFunc,
 )
+from aimctrl.machinery.predicate import ViewChanged
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.machinery.store import DeletedFinalStateUnknown, Object, unwrap
 from aimctrl.rbac import PolicyRule
@@ -203,7 +210,7 @@ class ModelReconciler:
         if obj is None:
             self._backoff.forget(request)
             return Result()
-        model = self._kind.model_validate(obj)
+        model = cast("AnyModel", self.models.decode(obj, self._kind.model_validate))
         if model.metadata.deletion_timestamp is not None:
             return Result()
         now = wall_now(self._ctx.clock)
@@ -397,8 +404,8 @@ class ModelReconciler:
         if not uid:
             return [], plan.names
         namespace = "" if self._cluster else (model.metadata.namespace or "")
-        templates = [
-            self._template_kind.model_validate(t)
+        templates: list[AnyTemplate] = [
+            cast("AnyTemplate", self.templates.decode(t, self._template_kind.model_validate))
             for t in self.templates.by_index(INDEX_CONTROLLER_UID, uid)
             if (t.get("metadata") or {}).get("namespace", "") == namespace
         ]
@@ -479,7 +486,10 @@ def setup(ctx: Context) -> list[Controller]:
         template_kind = AIMClusterServiceTemplate if cluster else AIMServiceTemplate
         mapper = by_discovery_object(kind.RESOURCE.kind)
         handlers: list[tuple[Any, Any]] = [
-            (ctx.informers.informer(kind.RESOURCE), EnqueueRequestForObject(queue)),
+            (
+                ctx.informers.informer(kind.RESOURCE),
+                EnqueueRequestForObject(queue, predicates=(ViewChanged(model_view),)),
+            ),
             (
                 ctx.informers.informer(template_kind.RESOURCE),
                 EnqueueRequestForOwner(
@@ -487,6 +497,7 @@ def setup(ctx: Context) -> list[Controller]:
                     owner_api_version=API_VERSION,
                     owner_kind=kind.RESOURCE.kind,
                     owner_namespaced=not cluster,
+                    predicates=(ViewChanged(template_view),),
                 ),
             ),
             (

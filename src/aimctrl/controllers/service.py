@@ -200,7 +200,7 @@ class ServiceReconciler:
         raw = self.services.get(request.name, request.namespace)
         if raw is None:
             return Result()  # deleted: the garbage collector removes the workload
-        service = AIMService.model_validate(raw)
+        service = self.services.decode(raw, AIMService.model_validate)
         if service.metadata.deletion_timestamp is not None:
             return Result()
         out = Outcome()
@@ -284,12 +284,12 @@ class ServiceReconciler:
         wanted = image.strip()
         # Filter on the raw dicts first: only models with this image are worth parsing.
         namespaced = [
-            AIMModel.model_validate(m)
+            self.models.decode(m, AIMModel.model_validate)
             for m in self.models.list(namespace)
             if dig(m, "spec", "image") == wanted
         ]
         cluster = [
-            AIMClusterModel.model_validate(m)
+            self.cluster_models.decode(m, AIMClusterModel.model_validate)
             for m in self.cluster_models.list()
             if dig(m, "spec", "image") == wanted
         ]
@@ -371,12 +371,12 @@ class ServiceReconciler:
             get_namespaced=self._ns_template,
             get_cluster=self._cl_template,
             namespaced_templates=[
-                AIMServiceTemplate.model_validate(t)
+                self.templates.decode(t, AIMServiceTemplate.model_validate)
                 for t in self.templates.list(namespace)
                 if dig(t, "spec", "modelName") == name
             ],
             cluster_templates=[
-                AIMClusterServiceTemplate.model_validate(t)
+                self.cluster_templates.decode(t, AIMClusterServiceTemplate.model_validate)
                 for t in self.cluster_templates.list()
                 if dig(t, "spec", "modelName") == name
             ],

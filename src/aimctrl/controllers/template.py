@@ -24,7 +24,9 @@ manager ``aimctrl-template``, only when the computed status differs from the cac
 converged template causes no writes); ``lastTransitionTime`` moves only when a condition flips;
 events are emitted on transitions of ``status`` into ``Ready`` or ``Degraded`` only. A template
 recovers by itself: model and runtime-config events are mapped back to the templates naming
-them (indices ``modelName`` and ``runtimeConfigName`` on the template informers).
+them (indices ``modelName`` and ``runtimeConfigName`` on the template informers); a model
+update wakes its templates only when :func:`model_view`, the part of the model a template's status
+is computed from, changed.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from aimctrl.machinery.handler import (
     request_for,
 )
 from aimctrl.machinery.lister import Lister
+from aimctrl.machinery.predicate import ViewChanged
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.machinery.store import Object
 from aimctrl.rbac import PolicyRule
@@ -77,6 +80,7 @@ __all__ = [
     "RUNTIME_CONFIG_INDEX",
     "TemplateReconciler",
     "model_name_index",
+    "model_view",
     "runtime_config_index",
     "setup",
 ]
@@ -180,6 +184,28 @@ def _model_verdict(template: AnyTemplate, found: FoundModel | None) -> _Verdict:
     return _Verdict(AIMStatus.READY, Reason.READY, f"model {_describe(found)} is available")
 
 
+def model_view(model: Object) -> tuple[object, ...]:
+    """The part of a model that its templates' statuses are computed from (:func:`_model_verdict`,
+    :func:`~aimctrl.resolve.models.resolved_reference`, :func:`template_profile`): a model
+    update outside it (its ``Ready`` moving from Progressing to Ready, another controller's
+    condition) does not wake the templates naming it."""
+    meta = model.get("metadata") or {}
+    status = model.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or () if isinstance(c, dict)}
+    extracted = conditions.get(ConditionType.METADATA_EXTRACTED.value) or {}
+    failed = status.get("status") == AIMStatus.FAILED.value
+    ready = conditions.get(ConditionType.READY.value) or {}
+    return (
+        meta.get("uid"),
+        failed,
+        ready.get("message") if failed else None,
+        status.get("observedGeneration") is None and not conditions,
+        extracted.get("status"),
+        extracted.get("reason"),
+        status.get("imageMetadata"),
+    )
+
+
 class TemplateReconciler:
     """Writes the status of one template from its model and runtime config."""
 
@@ -206,12 +232,12 @@ class TemplateReconciler:
             raw = self._templates.get(request.name, request.namespace)
             if raw is None:
                 return Result()
-            template = AIMServiceTemplate.model_validate(raw)
+            template = self._templates.decode(raw, AIMServiceTemplate.model_validate)
         else:
             raw = self._cluster_templates.get(request.name)
             if raw is None:
                 return Result()
-            template = AIMClusterServiceTemplate.model_validate(raw)
+            template = self._cluster_templates.decode(raw, AIMClusterServiceTemplate.model_validate)
         if template.metadata.deletion_timestamp is not None:
             return Result()
 
@@ -351,14 +377,15 @@ def setup(ctx: Context) -> list[Controller]:
     cluster_templates = inf.informer(AIMClusterServiceTemplate.RESOURCE, indexers=indexers)
     by_model = _mapper(templates.lister(), cluster_templates.lister(), MODEL_NAME_INDEX)
     by_config = _mapper(templates.lister(), cluster_templates.lister(), RUNTIME_CONFIG_INDEX)
+    model_changed = ViewChanged(model_view)
     registrations = [
         templates.add_event_handler(EnqueueRequestForObject(queue)),
         cluster_templates.add_event_handler(EnqueueRequestForObject(queue)),
         inf.informer(AIMModel.RESOURCE).add_event_handler(
-            EnqueueRequestsFromMapFunc(queue, by_model)
+            EnqueueRequestsFromMapFunc(queue, by_model, predicates=(model_changed,))
         ),
         inf.informer(AIMClusterModel.RESOURCE).add_event_handler(
-            EnqueueRequestsFromMapFunc(queue, by_model)
+            EnqueueRequestsFromMapFunc(queue, by_model, predicates=(model_changed,))
         ),
         inf.informer(AIMRuntimeConfig.RESOURCE).add_event_handler(
             EnqueueRequestsFromMapFunc(queue, by_config)

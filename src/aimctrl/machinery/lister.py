@@ -8,11 +8,14 @@ Guarantees: every method answers from memory without I/O, and returns the cached
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from aimctrl.machinery.store import NAMESPACE_INDEX, Indexer, Object
 
 __all__ = ["Lister", "NamespacedLister", "labels_match"]
+
+T = TypeVar("T")
 
 
 def labels_match(obj: Object, selector: Mapping[str, str] | None) -> bool:
@@ -47,6 +50,11 @@ class Lister:
 
     def by_index(self, index: str, value: str) -> builtins.list[Object]:
         return self._indexer.by_index(index, value)
+
+    def decode(self, obj: Object, decode: Callable[[Object], T]) -> T:
+        """``decode(obj)`` for an object of this cache, decoded once per version and shared
+        (read-only, like ``obj`` itself): see :mod:`aimctrl.machinery.decoded`."""
+        return self._indexer.decoded.get(obj, decode)
 
     def namespaced(self, namespace: str) -> NamespacedLister:
         return NamespacedLister(self, namespace)

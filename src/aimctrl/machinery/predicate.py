@@ -4,6 +4,9 @@ Guarantees: a predicate never mutates the objects it sees; every method defaults
 predicates combine with ``&``, ``|`` and ``~`` (or :func:`and_`, :func:`or_`, :func:`not_`).
 ``delete`` receives the unwrapped object (a tombstone's last known state, or a metadata-only stub).
 
+Caveat of :class:`ViewChanged`: the view must cover everything the controller reads from the
+object, or a change to the rest is missed until the next change that is in the view.
+
 Caveat of :class:`GenerationChanged` (as in controller-runtime): with a status subresource the
 generation moves only on spec changes, so a controller using it will not see someone wiping its
 status; and kinds without ``metadata.generation`` never pass an update.
@@ -24,6 +27,7 @@ __all__ = [
     "LabelSelector",
     "Predicate",
     "ResourceVersionChanged",
+    "ViewChanged",
     "and_",
     "not_",
     "or_",
@@ -149,6 +153,23 @@ class ResourceVersionChanged(Predicate):
 
     def update(self, old: Object, new: Object) -> bool:
         return _meta(old).get("resourceVersion") != _meta(new).get("resourceVersion")
+
+
+class ViewChanged(Predicate):
+    """Passes an update when ``view(old) != view(new)``: the part of an object a controller's
+    result depends on moved. Replays of the same version (resyncs, relists) always pass, so a
+    periodic resync still reaches the controller. ``view`` must be pure and cheap; it is called
+    twice per update event on the informer's dispatch thread.
+    """
+
+    def __init__(self, view: Callable[[Object], object]) -> None:
+        self._view = view
+
+    def update(self, old: Object, new: Object) -> bool:
+        version = _meta(new).get("resourceVersion")
+        if version is not None and _meta(old).get("resourceVersion") == version:
+            return True
+        return bool(self._view(old) != self._view(new))
 
 
 class LabelChanged(Predicate):

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aimctrl.machinery.decoded import DecodeCache
+
 __all__ = [
     "NAMESPACE_INDEX",
     "SHARED_STRING_MAX",
@@ -189,6 +191,9 @@ class Indexer:
         # index name → indexed value → keys
         self._indices: dict[str, dict[str, set[str]]] = {NAMESPACE_INDEX: {}}
         self._resource_version = ""
+        # Typed decodings of the cached objects (see :mod:`aimctrl.machinery.decoded`), here so
+        # that every lister of this cache shares them.
+        self.decoded = DecodeCache()
         if indexers:
             self.add_indexers(indexers)
 

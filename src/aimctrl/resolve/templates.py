@@ -20,6 +20,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -175,10 +176,14 @@ def _enum_value(enum: type[_E], raw: str | None) -> tuple[_E | None, bool]:
     """(member, ok): unset → (None, True); a case-insensitive match → (member, True)."""
     if raw is None:
         return None, True
-    for member in enum:
-        if member.value == raw.lower():
-            return member, True
-    return None, False
+    member = _members(enum).get(raw.lower())
+    return member, member is not None
+
+
+@functools.cache
+def _members(enum: type[_E]) -> dict[str, _E]:
+    """``value → member`` of an enum (iterating an Enum class is slow on a hot path)."""
+    return {m.value: m for m in enum}
 
 
 def _describe(deployment: RecommendedDeployment) -> str:

@@ -10,6 +10,7 @@ from aimctrl.machinery.predicate import (
     LabelSelector,
     Predicate,
     ResourceVersionChanged,
+    ViewChanged,
     and_,
     not_,
     or_,
@@ -31,6 +32,16 @@ def test_resource_version_changed_filters_resyncs() -> None:
     a1 = obj("a", "1")
     assert not p.update(a1, a1)
     assert p.update(a1, obj("a", "2"))
+
+
+def test_view_changed_filters_updates_outside_the_view_but_passes_replays() -> None:
+    p = ViewChanged(lambda o: (o.get("metadata") or {}).get("labels"))
+    a1 = obj("a", "1", labels={"x": "1"})
+    assert p.create(a1)
+    assert p.delete(a1)
+    assert not p.update(a1, obj("a", "2", labels={"x": "1"}))  # moved outside the view
+    assert p.update(a1, obj("a", "3", labels={"x": "2"}))
+    assert p.update(a1, a1)  # a resync replays the same version: always passes
 
 
 def test_label_and_annotation_changed() -> None:
