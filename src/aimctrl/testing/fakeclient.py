@@ -32,10 +32,12 @@ from aimctrl.kube.client import FIELD_MANAGER, KubeClient
 from aimctrl.kube.errors import KubeError, NotFound
 from aimctrl.kube.resources import Resource
 from aimctrl.machinery.clock import Clock, FakeClock
+from aimctrl.machinery.controller import Controller
+from aimctrl.machinery.reconcile import Request
 from aimctrl.machinery.store import Object
 from aimctrl.testing.fakes import ScriptedListerWatcher
 
-__all__ = ["Action", "FakeKubeClient", "deliver", "fake_context", "seed"]
+__all__ = ["Action", "FakeKubeClient", "deliver", "fake_context", "queued", "seed"]
 
 _READS = frozenset({"get", "list"})
 
@@ -297,6 +299,17 @@ def deliver(
             registration.handler.on_update(old, obj)
         else:
             registration.handler.on_add(obj, False)
+
+
+def queued(controller: Controller) -> set[Request]:
+    """Drain ``controller``'s queue; return the keys that were in it."""
+    keys: set[Request] = set()
+    while controller.queue.len():
+        key, _ = controller.queue.get()
+        assert key is not None  # the queue is not shutting down
+        keys.add(key)
+        controller.queue.done(key)
+    return keys
 
 
 def fake_context(

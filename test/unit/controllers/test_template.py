@@ -12,7 +12,7 @@ from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRunti
 from aimctrl.api.v1alpha1.template import AIMClusterServiceTemplate, AIMServiceTemplate
 from aimctrl.controllers.template import FIELD_MANAGER, TemplateReconciler, setup
 from aimctrl.machinery.reconcile import Request, Result
-from aimctrl.testing.fakeclient import Action, FakeKubeClient, deliver, fake_context, seed
+from aimctrl.testing.fakeclient import Action, FakeKubeClient, deliver, fake_context, queued, seed
 
 API = "aim.silogen.ai/v1alpha1"
 DEPLOYMENTS = [
@@ -341,15 +341,6 @@ def test_recovery_keeps_transition_time_of_unflipped_conditions() -> None:
 def test_missing_template_does_nothing() -> None:
     client, _, result = reconcile(request=Request("team", "nope"))
     assert (client.actions, result) == ([], Result())
-
-
-def queued(controller: Any) -> set[Request]:
-    keys = set()
-    while controller.queue.len():
-        key, _ = controller.queue.get()
-        keys.add(key)
-        controller.queue.done(key)
-    return keys
 
 
 def test_setup_maps_a_model_to_the_templates_naming_it() -> None:

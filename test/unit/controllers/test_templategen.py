@@ -12,7 +12,7 @@ from aimctrl.controllers.templategen import FIELD_MANAGER, TemplateGenerationRec
 from aimctrl.kube.errors import NotFound
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.resolve.templates import desired_templates
-from aimctrl.testing.fakeclient import Action, FakeKubeClient, deliver, fake_context, seed
+from aimctrl.testing.fakeclient import Action, FakeKubeClient, deliver, fake_context, queued, seed
 
 API = "aim.silogen.ai/v1alpha1"
 FOUR = [
@@ -369,15 +369,6 @@ def test_templates_of_another_model_uid_are_not_pruned() -> None:
         (AIMClusterModel.RESOURCE, model(deployments=[])), *old, request=Request("", "llama")
     )
     assert writes(client, "delete") == []
-
-
-def queued(controller: Any) -> set[Request]:
-    keys = set()
-    while controller.queue.len():
-        key, _ = controller.queue.get()
-        keys.add(key)
-        controller.queue.done(key)
-    return keys
 
 
 def test_setup_maps_auto_templates_to_their_owner_model() -> None:
