@@ -324,7 +324,11 @@ class TemplateReconciler:
         if new != old or not had_status:
             ready = find(status.conditions, ConditionType.READY)
             assert ready is not None  # set above
-            log.info("template status changed", template=template.metadata.name, status=new)
+            # A new template's first status is routine (thousands at once when models are
+            # created in bulk): debug; a status that moved is worth a line at info.
+            (log.info if had_status else log.debug)(
+                "template status changed", template=template.metadata.name, status=new
+            )
             if new == AIMStatus.READY and had_status:
                 # Becoming Ready after waiting or failing is news; a new template whose first
                 # status is Ready (thousands at once when models are created in bulk) is not.

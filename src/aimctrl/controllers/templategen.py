@@ -332,10 +332,12 @@ class TemplateGenerationReconciler:
             )
             self._ctx.client.apply(resource, template, field_manager=FIELD_MANAGER, force=True)
             if existing is None:
-                log.info("template created", template=name, model=model.metadata.name)
                 created.append(name)
             else:
                 log.info("template restored", template=name, model=model.metadata.name)
+        if created:
+            # One line per model, not per template: models are created in bulk.
+            log.info("templates created", model=model.metadata.name, templates=created)
         return foreign, created
 
     def _prune(self, model: AnyModel, owned: Iterable[AnyTemplate], keep: set[str]) -> None:
