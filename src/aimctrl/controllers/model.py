@@ -106,6 +106,7 @@ from aimctrl.machinery.handler import (
     EnqueueRequestForObject,
     EnqueueRequestForOwner,
     EnqueueRequestsFromMapFunc,
+    debounced,
 )
 from aimctrl.machinery.predicate import ViewChanged
 from aimctrl.machinery.reconcile import Request, Result
@@ -164,6 +165,10 @@ RBAC: tuple[PolicyRule, ...] = (
 
 CONTROLLER = "model-discovery"
 FIELD_MANAGER = field_manager(CONTROLLER)
+
+TEMPLATE_DEBOUNCE_SECONDS = 0.5
+"""How long a model waits after an event of one of its templates before it is reconciled; the
+other template events of the burst fold into that reconcile."""
 
 _REDISCOVER_REASONS = frozenset({Reason.DISCOVERY_DISABLED.value, Reason.PULL_SECRET_MISSING.value})
 
@@ -493,7 +498,9 @@ def setup(ctx: Context) -> list[Controller]:
             (
                 ctx.informers.informer(template_kind.RESOURCE),
                 EnqueueRequestForOwner(
-                    queue,
+                    # A model's templates are created together and become Ready moments later:
+                    # one reconcile for the burst, not one per template event.
+                    debounced(queue, TEMPLATE_DEBOUNCE_SECONDS),
                     owner_api_version=API_VERSION,
                     owner_kind=kind.RESOURCE.kind,
                     owner_namespaced=not cluster,

@@ -11,7 +11,9 @@ One waiter thread owns a min-heap of (ready time, key). Guarantees:
   any later requeue through its own result;
 * when a ready time passes, the key is added with the usual dirty/processing rules; the waiter also
   wakes at least every ``heartbeat`` seconds (10 s) as a guard against a missed wake-up;
-* every ``add_after`` call counts one retry (``workqueue_retries_total``), unless shut down;
+* every ``add_after`` call counts one retry (``workqueue_retries_total``), unless shut down or
+  called with ``retry=False`` (a debounced notification, see
+  :func:`aimctrl.machinery.handler.debounced`);
 * shutting the queue down stops the waiter and discards every key still waiting in the heap.
 
 Time is the injected clock's; :meth:`DelayingQueue.wait_parked` is a test seam that lets a test
@@ -76,12 +78,13 @@ class DelayingQueue(Queue[K]):
             self._waiting.pop(key, None)  # its heap entry is now stale and will be skipped
         super().add(key)
 
-    def add_after(self, key: K, seconds: float) -> None:
-        """Add ``key`` once ``seconds`` have passed on the queue's clock."""
+    def add_after(self, key: K, seconds: float, *, retry: bool = True) -> None:
+        """Add ``key`` once ``seconds`` have passed on the queue's clock. ``retry=False``: not a
+        retry (a debounced notification), so ``workqueue_retries_total`` is not counted."""
         with self._lock:
             if self._shutting_down:
                 return
-            if self._recorder is not None:
+            if self._recorder is not None and retry:
                 self._recorder.metrics.retries.inc()
         if seconds <= 0:
             self.add(key)

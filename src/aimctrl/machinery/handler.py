@@ -20,12 +20,34 @@ __all__ = [
     "EnqueueRequestsFromMapFunc",
     "Queue",
     "api_group",
+    "debounced",
     "request_for",
 ]
 
 
 class Queue(Protocol):
     def add(self, item: Request, /) -> None: ...
+
+
+class _DelayingQueue(Protocol):
+    def add_after(self, key: Request, seconds: float, *, retry: bool = True) -> None: ...
+
+
+class _Debounced:
+    def __init__(self, queue: _DelayingQueue, seconds: float) -> None:
+        self._queue = queue
+        self._seconds = seconds
+
+    def add(self, item: Request, /) -> None:
+        self._queue.add_after(item, self._seconds, retry=False)
+
+
+def debounced(queue: _DelayingQueue, seconds: float) -> Queue:
+    """A queue for a handler whose events come in bursts: each add becomes "add after
+    ``seconds``", and the delaying queue keeps one waiting entry per key, so a burst becomes one
+    reconcile ``seconds`` after its first event. An immediate add of the key (its own events)
+    still goes first. Not counted as a retry."""
+    return _Debounced(queue, seconds)
 
 
 def request_for(obj: Object) -> Request:

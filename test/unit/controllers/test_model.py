@@ -14,7 +14,13 @@ from aimctrl.api.v1alpha1.template import AIMServiceTemplate
 from aimctrl.controllers import discoveryrun, modelwatch
 from aimctrl.controllers.context import Context, DiscoveryMode, EventRecorder, Settings
 from aimctrl.controllers.discoveryjob import ANNOTATION_IMAGE, ANNOTATION_TOKEN, DISCOVERY_JOB_LABEL
-from aimctrl.controllers.model import FIELD_MANAGER, ModelReconciler, retry_delay, setup
+from aimctrl.controllers.model import (
+    FIELD_MANAGER,
+    TEMPLATE_DEBOUNCE_SECONDS,
+    ModelReconciler,
+    retry_delay,
+    setup,
+)
 from aimctrl.discovery.discover import DiscoveryResult, derive_gpu
 from aimctrl.discovery.errors import ImageNotFoundError, RegistryUnavailableError
 from aimctrl.discovery.labels import ImageMetadata, ModelMetadata, RecommendedDeployment
@@ -565,6 +571,15 @@ def test_another_controllers_condition_does_not_wake_the_model() -> None:
     assert queued(controller) == {REQ}
 
 
+def _after_debounce(ctx: Context, controller: Any) -> set[Request]:
+    """The keys queued once the template debounce has passed on the fake clock."""
+    assert controller.queue.wait_parked()
+    assert isinstance(ctx.clock, FakeClock)
+    ctx.clock.step(TEMPLATE_DEBOUNCE_SECONDS)
+    assert controller.queue.wait_parked()
+    return queued(controller)
+
+
 def test_a_template_wakes_its_model_only_when_what_the_summary_reads_moved() -> None:
     ctx = _ctx()
     (_, controller) = setup(ctx)
@@ -578,7 +593,7 @@ def test_a_template_wakes_its_model_only_when_what_the_summary_reads_moved() -> 
         profile={"metadata": {"gpu": "MI300X"}},
     )
     deliver(ctx, AIMServiceTemplate.RESOURCE, profiled, old=old)
-    assert queued(controller) == set()
+    assert _after_debounce(ctx, controller) == set()
     degraded = _owned_template(
         "3",
         status="Degraded",
@@ -586,7 +601,25 @@ def test_a_template_wakes_its_model_only_when_what_the_summary_reads_moved() -> 
         conditions=[{**ready[0], "status": "False", "reason": "ModelFailed"}],
     )
     deliver(ctx, AIMServiceTemplate.RESOURCE, degraded, old=profiled)
-    assert queued(controller) == {REQ}
+    assert _after_debounce(ctx, controller) == {REQ}
     # A new template always wakes it.
     deliver(ctx, AIMServiceTemplate.RESOURCE, _owned_template("4"))
+    assert _after_debounce(ctx, controller) == {REQ}
+
+
+def test_a_burst_of_template_events_wakes_the_model_once_after_the_debounce() -> None:
+    ctx = _ctx()
+    (_, controller) = setup(ctx)
+    for i in range(4):
+        deliver(ctx, AIMServiceTemplate.RESOURCE, _owned_template(str(i), name=f"t{i}"))
+    assert queued(controller) == set()  # nothing yet: the burst is still folding
+    assert controller.queue.num_waiting() == 1
+    assert controller.queue.wait_parked()
+    assert isinstance(ctx.clock, FakeClock)
+    ctx.clock.step(TEMPLATE_DEBOUNCE_SECONDS)
+    assert controller.queue.wait_parked()
+    assert controller.queue.len() == 1
+    assert queued(controller) == {REQ}
+    # The model's own events are not delayed.
+    deliver(ctx, AIMModel.RESOURCE, _model())
     assert queued(controller) == {REQ}

@@ -148,6 +148,9 @@ def test_every_add_after_counts_a_retry_until_shut_down(clock: FakeClock) -> Non
     q.add_after("a", 5.0)
     q.add_after("a", 5.0)
     assert metrics.retries.n == 3
+    q.add_after("b", 5.0, retry=False)  # a debounced notification is not a retry
+    assert metrics.retries.n == 3
+    assert q.num_waiting() == 2
     q.shut_down()
     q.add_after("a", 1.0)
     assert metrics.retries.n == 3
