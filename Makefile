@@ -77,7 +77,8 @@ install: ## Install the CRDs into the cluster in $KUBECONFIG (default: the dev c
 	$(BIN)/kubectl --kubeconfig $${KUBECONFIG:-$(KUBECONFIG_DEV)} apply -k config/crd
 
 .PHONY: uninstall
-uninstall: ## Remove the CRDs.
+uninstall: ## Remove the AIM objects (and what they own), then the CRDs.
+	$(BIN)/kubectl --kubeconfig $${KUBECONFIG:-$(KUBECONFIG_DEV)} delete aim --all -A --cascade=foreground --ignore-not-found
 	$(BIN)/kubectl --kubeconfig $${KUBECONFIG:-$(KUBECONFIG_DEV)} delete -k config/crd --ignore-not-found
 
 .PHONY: deploy
