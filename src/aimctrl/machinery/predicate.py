@@ -15,6 +15,7 @@ status; and kinds without ``metadata.generation`` never pass an update.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aimctrl.machinery.lister import labels_match
 from aimctrl.machinery.store import Object
@@ -31,10 +32,11 @@ __all__ = [
     "and_",
     "not_",
     "or_",
+    "stable_metadata",
 ]
 
 
-def _meta(obj: Object) -> Mapping[str, object]:
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, object]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
 
@@ -153,6 +155,12 @@ class ResourceVersionChanged(Predicate):
 
     def update(self, old: Object, new: Object) -> bool:
         return _meta(old).get("resourceVersion") != _meta(new).get("resourceVersion")
+
+
+def stable_metadata(obj: Mapping[str, Any]) -> dict[str, object]:
+    """``metadata`` without what every write moves (``resourceVersion``, ``managedFields``): the
+    metadata part of a view for :class:`ViewChanged`."""
+    return {k: v for k, v in _meta(obj).items() if k not in ("resourceVersion", "managedFields")}
 
 
 class ViewChanged(Predicate):

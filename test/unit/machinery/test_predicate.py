@@ -14,6 +14,7 @@ from aimctrl.machinery.predicate import (
     and_,
     not_,
     or_,
+    stable_metadata,
 )
 from aimctrl.testing.fakes import obj
 
@@ -42,6 +43,12 @@ def test_view_changed_filters_updates_outside_the_view_but_passes_replays() -> N
     assert not p.update(a1, obj("a", "2", labels={"x": "1"}))  # moved outside the view
     assert p.update(a1, obj("a", "3", labels={"x": "2"}))
     assert p.update(a1, a1)  # a resync replays the same version: always passes
+
+
+def test_stable_metadata_leaves_out_what_every_write_moves() -> None:
+    a = obj("a", "7", labels={"x": "1"})
+    a["metadata"]["managedFields"] = [{"manager": "m"}]
+    assert stable_metadata(a) == {"name": "a", "namespace": "ns", "labels": {"x": "1"}}
 
 
 def test_label_and_annotation_changed() -> None:
