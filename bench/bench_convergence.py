@@ -276,24 +276,20 @@ def main() -> None:
         shapes = capture_shapes(c, images.refs)
         delete_all(c)
 
-        print(f"[1/3] write floor, {n} models", flush=True)
-        share = CpuShare(c)
-        floor = measure_floor(c, shapes, n=n, threads=args.threads)
-        results["write floor"] = {**floor, "cpu_s": None, "rss_peak_mib": None}
-        results["write floor"]["cpu_share"] = share.stop()
-        delete_all(c)
+        def floor_phase(label: str, **kwargs: Any) -> None:
+            print(f"[1/3] {label}, {n} models", flush=True)
+            share = CpuShare(c)
+            floor = measure_floor(c, shapes, n=n, threads=args.threads, **kwargs)
+            results[label] = {**floor, "cpu_s": None, "rss_peak_mib": None}
+            results[label]["cpu_share"] = share.stop()
+            delete_all(c)
+
+        floor_phase("write floor")
         if args.spec_floor:
             # The same loop, replaying the write set aimctrl makes under the SPEC: the model's
             # status once per transition (discovery, templates generated, Ready) and one event
             # per transition (three), 15 writes per model, no controller logic at all.
-            print(f"[1/3] write floor with aimctrl's write set, {n} models", flush=True)
-            share = CpuShare(c)
-            spec_floor = measure_floor(
-                c, shapes, n=n, threads=args.threads, prefix="spec", status_steps=3, events=3
-            )
-            results["floor, SPEC set"] = {**spec_floor, "cpu_s": None, "rss_peak_mib": None}
-            results["floor, SPEC set"]["cpu_share"] = share.stop()
-            delete_all(c)
+            floor_phase("floor, SPEC set", prefix="spec", status_steps=3, events=3)
 
         print(f"[2/3] aimctrl, {n} models", flush=True)
         manager = ManagerProcess(c.kubeconfig, c.workdir, workers=args.workers)
