@@ -192,6 +192,13 @@ class PrometheusMetrics:
         self.models = Gauge(
             "aimctrl_models", "Models by kind and status", ["kind", "status"], registry=r
         )
+        self.cluster_gpus = Gauge(
+            "aimctrl_cluster_gpus",
+            "Allocatable AMD GPUs on the cluster's Ready, schedulable nodes, by GPU model",
+            ["model"],
+            registry=r,
+        )
+        self._gpu_models: set[str] = set()
 
     def queue_metrics(self, name: str, *, in_flight: Callable[[], InFlight]) -> QueueMetrics:
         labels = {"name": name, "controller": name}
@@ -227,6 +234,15 @@ class PrometheusMetrics:
         """Set ``aimctrl_models{kind}`` to ``counts`` by status; known statuses absent are 0."""
         for status in (*self._model_statuses, *counts.keys() - set(self._model_statuses)):
             self.models.labels(kind=kind, status=status).set(counts.get(status, 0))
+
+    def set_cluster_gpus(self, totals: Mapping[str, int]) -> None:
+        """Set ``aimctrl_cluster_gpus{model}`` to ``totals``; a model no longer present is
+        removed (its series disappears rather than staying at a stale value)."""
+        for model in self._gpu_models - set(totals):
+            self.cluster_gpus.remove(model)
+        for model, total in totals.items():
+            self.cluster_gpus.labels(model=model).set(total)
+        self._gpu_models = set(totals)
 
 
 def serve_metrics(

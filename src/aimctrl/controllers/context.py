@@ -37,14 +37,16 @@ import structlog
 from pydantic import BaseModel
 
 from aimctrl.api.v1alpha1.common import ResourceInfo
+from aimctrl.controllers.fleet import Fleet
 from aimctrl.kube.client import KubeClient
 from aimctrl.kube.errors import KubeError, NotFound
-from aimctrl.kube.resources import CORE_EVENT, SECRET, Resource
+from aimctrl.kube.resources import CORE_EVENT, NODE, SECRET, Resource
 from aimctrl.machinery.clock import REAL_CLOCK, Clock
 from aimctrl.machinery.informer import InformerFactory, SharedInformer
 from aimctrl.machinery.lister import Lister
 from aimctrl.machinery.metricsprovider import NOOP_METRICS, MetricsProvider
 from aimctrl.machinery.store import IndexFunc, Object, Transform, compact, drop_managed_fields
+from aimctrl.resolve.gpus import compact_node
 
 __all__ = [
     "Context",
@@ -95,11 +97,21 @@ def drop_secret_data(obj: Object) -> Object:
     return obj
 
 
+def _compact_node(obj: Object) -> Object:
+    result: Object = compact(compact_node(obj))
+    return result
+
+
 def transform_for(res: Resource) -> Transform:
-    """The cache transform of a kind: :func:`drop_secret_data` for Secrets, else
-    :func:`~aimctrl.machinery.store.compact` (managedFields dropped, keys and short strings
-    shared between cached objects)."""
-    return drop_secret_data if res == SECRET else compact
+    """The cache transform of a kind: :func:`drop_secret_data` for Secrets,
+    :func:`~aimctrl.resolve.gpus.compact_node` for Nodes (labels, allocatable, Ready,
+    unschedulable: a few hundred bytes a node), else :func:`~aimctrl.machinery.store.compact`
+    (managedFields dropped, keys and short strings shared between cached objects)."""
+    if res == SECRET:
+        return drop_secret_data
+    if res == NODE:
+        return _compact_node
+    return compact
 
 
 def namespaced_getter(lister: Lister, kind: type[M]) -> Callable[[str, str], M | None]:
@@ -420,3 +432,11 @@ class Context:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Hooks for tests and the manager: called with (controller name, request) after reconcile.
     observers: list[Callable[[str, Object], None]] = field(default_factory=list)
+    _fleet: Fleet | None = field(default=None, init=False, repr=False)
+
+    def fleet(self) -> Fleet:
+        """The GPU fleet (one per manager, on the shared Node informer), made on first use."""
+        if self._fleet is None:
+            gauge = self.prometheus.set_cluster_gpus if self.prometheus is not None else None
+            self._fleet = Fleet(self.informers.informer(NODE), set_gauge=gauge)
+        return self._fleet

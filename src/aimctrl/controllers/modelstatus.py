@@ -149,9 +149,13 @@ def template_view(template: Mapping[str, Any]) -> tuple[object, ...]:
     does not wake the model."""
     meta = template.get("metadata") or {}
     status = template.get("status") or {}
+    conditions = status.get("conditions") or ()
     ready: Mapping[str, Any] = next(
-        (c for c in status.get("conditions") or () if c.get("type") == ConditionType.READY.value),
-        {},
+        (c for c in conditions if c.get("type") == ConditionType.READY.value), {}
+    )
+    # A NotAvailable template's GPU message is quoted in the model's Ready message.
+    gpus: Mapping[str, Any] = next(
+        (c for c in conditions if c.get("type") == ConditionType.GPU_AVAILABLE.value), {}
     )
     return (
         meta.get("name"),
@@ -164,6 +168,7 @@ def template_view(template: Mapping[str, Any]) -> tuple[object, ...]:
         status.get("observedGeneration"),
         ready.get("status"),
         ready.get("reason"),
+        gpus.get("message") if gpus.get("status") == ConditionStatus.FALSE.value else None,
     )
 
 

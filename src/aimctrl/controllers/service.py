@@ -17,7 +17,8 @@ Guarantees:
   the service removes it (garbage collector);
 * events are emitted on transitions only: a model created, ``status.status`` changed.
 
-Status values: Pending (waiting for the model or a template to become usable), Progressing
+Status values: Pending (waiting for the model or a template to become usable, or for a node
+with the GPUs a template needs: ``NoRunnableTemplate``, ``TemplateNotAvailable``), Progressing
 (workload rolling out), Ready (Deployment available), Degraded (something the user must create
 or fix: model or template not found, workload stuck), Failed (explicit runtime config missing,
 model or chosen template Failed, a name taken by a foreign object).
@@ -52,6 +53,8 @@ from aimctrl.controllers.context import (
     namespaced_getter,
     resource_of,
 )
+from aimctrl.controllers.fleet import RBAC as FLEET_RBAC
+from aimctrl.controllers.fleet import FleetChange
 from aimctrl.controllers.serviceindex import (
     INDEX_IMAGE,
     INDEX_MODEL,
@@ -88,6 +91,7 @@ from aimctrl.machinery.handler import (
     EnqueueRequestForObject,
     EnqueueRequestForOwner,
     EnqueueRequestsFromMapFunc,
+    request_for,
 )
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.machinery.store import Object
@@ -159,6 +163,7 @@ RBAC: tuple[PolicyRule, ...] = (
         verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     ),
     PolicyRule(api_groups=("",), resources=("events",), verbs=("create", "patch")),
+    *FLEET_RBAC,
 )
 
 _SERVICE = resource_of(AIMService.RESOURCE)
@@ -174,6 +179,7 @@ class ServiceReconciler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._client = ctx.client
+        self._fleet = ctx.fleet()
         inf = ctx.informers
         self.services = inf.lister(AIMService.RESOURCE, indexers=service_indexers())
         self.models = inf.lister(AIMModel.RESOURCE)
@@ -380,6 +386,7 @@ class ServiceReconciler:
                 for t in self.cluster_templates.list()
                 if dig(t, "spec", "modelName") == name
             ],
+            fleet=self._fleet.inventory(),
         )
         out.template_candidates = selection.candidates_dicts() or None
         template = selection.template
@@ -391,8 +398,10 @@ class ServiceReconciler:
         if selection.reason == Reason.TEMPLATE_NOT_READY and template is not None:
             state = template.status.status
             status = state if state in (AIMStatus.FAILED, AIMStatus.DEGRADED) else AIMStatus.PENDING
-        elif selection.reason == Reason.NO_READY_TEMPLATE and selection.candidates:
-            status = AIMStatus.PENDING  # templates exist and are on their way
+        elif selection.reason == Reason.TEMPLATE_NOT_AVAILABLE:
+            status = AIMStatus.PENDING  # proceeds by itself when a node with its GPUs joins
+        elif selection.reason == Reason.NO_RUNNABLE_TEMPLATE and selection.candidates:
+            status = AIMStatus.PENDING  # templates exist: on their way, or waiting for GPUs
         else:
             status = AIMStatus.DEGRADED  # nothing to wait for: a template must be created
         out.block(ConditionType.TEMPLATE_RESOLVED, status, selection.reason, selection.message)
@@ -411,7 +420,12 @@ class ServiceReconciler:
         resources = resolved_resources(service=service, template=template, model=model)
         out.resolved_resources = resources.to_dict()
         inputs = workload_inputs(
-            service, model, template, runtime=runtime.spec, resources=out.resolved_resources
+            service,
+            model,
+            template,
+            runtime=runtime.spec,
+            resources=out.resolved_resources,
+            fleet=self._fleet.inventory(),
         )
         namespace, name = inputs.namespace, inputs.name
         desired_svc = with_applied_hash(cluster_ip_service(inputs))
@@ -513,6 +527,16 @@ def setup(ctx: Context) -> list[Controller]:
             queue, owner_api_version=AIMService.RESOURCE.api_version, owner_kind="AIMService"
         )
         registrations.append(informer.add_event_handler(owner))
+    fleet = ctx.fleet()
+
+    def on_fleet_change(change: FleetChange) -> None:
+        # Rare (a GPU model appears or goes, a largest node or a product name changes): every
+        # service is looked at again; one whose workload and status do not move writes nothing.
+        for obj in reconciler.services.list():
+            queue.add(request_for(obj))
+
+    fleet.subscribe(on_fleet_change)
+    controller.add_has_synced(fleet.has_synced)
     for informer in informers:
         controller.add_has_synced(informer.has_synced)
     for registration in registrations:

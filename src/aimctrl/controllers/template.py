@@ -15,9 +15,19 @@ Status, first matching rule wins (``Ready`` condition reason in brackets):
 * the model was never reconciled (no status yet) → ``Pending`` (``ModelNotReady``);
 * the model's discovery is still running or retrying (``MetadataExtracted`` Unknown, or reason
   ``DiscoveryRunning`` / ``DiscoveryRetrying``) → ``Progressing`` (``ModelNotReady``);
+* the template's GPUs are on no schedulable node (condition ``GPUAvailable`` False, SPEC §8)
+  → ``NotAvailable`` (``GPUNotInCluster`` / ``NotEnoughGPUsPerNode``, naming what it needs and
+  what the cluster has);
 * otherwise → ``Ready`` (``Ready``). The model's own ``status.status`` being ``Progressing`` or
   ``Degraded`` does not hold a template back: the model aggregates *its templates'* statuses,
   so depending on it here would be circular.
+
+``GPUAvailable`` is computed for every template from the shared :class:`~aimctrl.controllers.
+fleet.Fleet` (a template whose ``gpuSelector.resourceName`` is not ``amd.com/gpu`` is not
+checked: True, ``GPUNotChecked``). When the fleet's shape moves for a GPU model, the templates
+of that model (index ``gpuModel``), the templates naming no model, and the templates currently
+not available (index ``gpuUnavailable``: their messages name the whole fleet) are enqueued —
+never a scan of every template.
 
 Guarantees: the status is written with server-side apply on the status subresource, field
 manager ``aimctrl-template``, only when the computed status differs from the cached one (a
@@ -33,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -56,6 +67,8 @@ from aimctrl.controllers.context import (
     namespaced_getter,
     resource_of,
 )
+from aimctrl.controllers.fleet import RBAC as FLEET_RBAC
+from aimctrl.controllers.fleet import Fleet, FleetChange
 from aimctrl.controllers.status import WriteMemo, set_condition, status_apply_body, wall_now
 from aimctrl.machinery.controller import Controller
 from aimctrl.machinery.handler import (
@@ -68,6 +81,7 @@ from aimctrl.machinery.predicate import ViewChanged
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.machinery.store import Object
 from aimctrl.rbac import PolicyRule
+from aimctrl.resolve.gpus import GPU_RESOURCE, Availability, availability, normalise_model
 from aimctrl.resolve.models import FoundModel, lookup_model, resolved_reference
 from aimctrl.resolve.runtimeconfig import DEFAULT_RUNTIME_CONFIG, resolve_runtime_config
 from aimctrl.resolve.templates import AnyModel, AnyTemplate, template_profile
@@ -75,10 +89,14 @@ from aimctrl.resolve.templates import AnyModel, AnyTemplate, template_profile
 __all__ = [
     "CONTROLLER",
     "FIELD_MANAGER",
+    "GPU_MODEL_INDEX",
+    "GPU_UNAVAILABLE_INDEX",
     "MODEL_NAME_INDEX",
     "RBAC",
     "RUNTIME_CONFIG_INDEX",
     "TemplateReconciler",
+    "gpu_model_index",
+    "gpu_unavailable_index",
     "model_name_index",
     "model_view",
     "runtime_config_index",
@@ -91,6 +109,8 @@ CONTROLLER = "template"
 FIELD_MANAGER = field_manager(CONTROLLER)
 MODEL_NAME_INDEX = "modelName"
 RUNTIME_CONFIG_INDEX = "runtimeConfigName"
+GPU_MODEL_INDEX = "gpuModel"
+GPU_UNAVAILABLE_INDEX = "gpuUnavailable"
 
 RBAC: tuple[PolicyRule, ...] = (
     PolicyRule(
@@ -114,11 +134,13 @@ RBAC: tuple[PolicyRule, ...] = (
         verbs=("get", "list", "watch"),
     ),
     PolicyRule(api_groups=("",), resources=("events",), verbs=("create", "patch")),
+    *FLEET_RBAC,
 )
 
 _OWN_CONDITIONS = (
     ConditionType.MODEL_RESOLVED,
     ConditionType.RUNTIME_RESOLVED,
+    ConditionType.GPU_AVAILABLE,
     ConditionType.READY,
 )
 _DISCOVERING = frozenset({Reason.DISCOVERY_RUNNING, Reason.DISCOVERY_RETRYING})
@@ -133,6 +155,41 @@ def model_name_index(obj: Object) -> list[str]:
 def runtime_config_index(obj: Object) -> list[str]:
     """Templates by ``spec.runtimeConfigName`` (unset: ``default``)."""
     return [(obj.get("spec") or {}).get("runtimeConfigName") or DEFAULT_RUNTIME_CONFIG]
+
+
+def gpu_model_index(obj: Object) -> list[str]:
+    """Templates by the GPU model they need (upper-cased; ``""`` for none): ``spec.gpuSelector
+    .model``, else ``status.profile.metadata.gpu``."""
+    selector = (obj.get("spec") or {}).get("gpuSelector") or {}
+    profile = ((obj.get("status") or {}).get("profile") or {}).get("metadata") or {}
+    return [normalise_model(selector.get("model") or profile.get("gpu"))]
+
+
+def gpu_unavailable_index(obj: Object) -> list[str]:
+    """Templates whose ``GPUAvailable`` condition is False, under ``"true"``."""
+    for c in (obj.get("status") or {}).get("conditions") or ():
+        if c.get("type") == ConditionType.GPU_AVAILABLE.value and c.get("status") == "False":
+            return ["true"]
+    return []
+
+
+def template_gpus(template: AnyTemplate, profile: ProfileMetadata) -> tuple[str | None, int | None]:
+    """(GPU model, GPUs per replica) a template needs: its gpuSelector, else its profile."""
+    selector = template.spec.gpu_selector
+    model = (selector.model if selector else None) or profile.gpu
+    count = (selector.count if selector else None) or profile.gpu_count
+    return model, count
+
+
+def gpu_availability(template: AnyTemplate, profile: ProfileMetadata, fleet: Fleet) -> Availability:
+    """``GPUAvailable`` of one template against the current fleet."""
+    selector = template.spec.gpu_selector
+    resource = selector.resource_name if selector else GPU_RESOURCE
+    if resource != GPU_RESOURCE:
+        message = f"GPUs of resource {resource} are not inventoried; only {GPU_RESOURCE} is"
+        return Availability(True, Reason.GPU_NOT_CHECKED.value, message)
+    model, count = template_gpus(template, profile)
+    return availability(model, count, fleet.inventory())
 
 
 @dataclass(frozen=True)
@@ -212,6 +269,7 @@ class TemplateReconciler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._written = WriteMemo()
+        self._fleet = ctx.fleet()
         inf = ctx.informers
         self._templates = inf.lister(AIMServiceTemplate.RESOURCE)
         self._cluster_templates = inf.lister(AIMClusterServiceTemplate.RESOURCE)
@@ -256,6 +314,12 @@ class TemplateReconciler:
         verdict = _model_verdict(template, found)
         if runtime.blocking and verdict.status != AIMStatus.DEGRADED:
             verdict = _Verdict(AIMStatus.DEGRADED, Reason.RUNTIME_CONFIG_MISSING, runtime.message)
+        profile = ProfileMetadata.model_validate(
+            template_profile(template, found.model if found else None)
+        )
+        gpus = gpu_availability(template, profile, self._fleet)
+        if verdict.status == AIMStatus.READY and not gpus.available:
+            verdict = _Verdict(AIMStatus.NOT_AVAILABLE, Reason(gpus.reason), gpus.message)
 
         generation = template.metadata.generation
         status = AIMServiceTemplateStatus(
@@ -264,11 +328,7 @@ class TemplateReconciler:
             conditions=[c.model_copy(deep=True) for c in template.status.conditions],
             resolved_model=resolved_reference(found.model) if found else None,
             resolved_runtime_config=runtime.reference,
-            profile=Profile(
-                metadata=ProfileMetadata.model_validate(
-                    template_profile(template, found.model if found else None)
-                )
-            ),
+            profile=Profile(metadata=profile),
         )
         now = wall_now(self._ctx.clock)
         model_resolved = (
@@ -280,6 +340,14 @@ class TemplateReconciler:
         for type_, (condition_status, reason, message) in (
             (ConditionType.MODEL_RESOLVED, model_resolved),
             (ConditionType.RUNTIME_RESOLVED, (runtime.status, runtime.reason, runtime.message)),
+            (
+                ConditionType.GPU_AVAILABLE,
+                (
+                    ConditionStatus.TRUE if gpus.available else ConditionStatus.FALSE,
+                    gpus.reason,
+                    gpus.message,
+                ),
+            ),
             (ConditionType.READY, (ready, verdict.reason, verdict.message)),
         ):
             set_condition(
@@ -335,6 +403,9 @@ class TemplateReconciler:
                 self._ctx.recorder.event(raw, EventType.NORMAL, "TemplateReady", ready.message)
             elif new == AIMStatus.DEGRADED:
                 self._ctx.recorder.event(raw, EventType.WARNING, ready.reason, ready.message)
+            elif new == AIMStatus.NOT_AVAILABLE and had_status:
+                reason = Reason.TEMPLATE_NOT_AVAILABLE.value
+                self._ctx.recorder.event(raw, EventType.NORMAL, reason, ready.message)
 
 
 # -- wiring -------------------------------------------------------------------------------------
@@ -376,7 +447,12 @@ def setup(ctx: Context) -> list[Controller]:
     )
     queue = controller.queue
     inf = ctx.informers
-    indexers = {MODEL_NAME_INDEX: model_name_index, RUNTIME_CONFIG_INDEX: runtime_config_index}
+    indexers = {
+        MODEL_NAME_INDEX: model_name_index,
+        RUNTIME_CONFIG_INDEX: runtime_config_index,
+        GPU_MODEL_INDEX: gpu_model_index,
+        GPU_UNAVAILABLE_INDEX: gpu_unavailable_index,
+    }
     templates = inf.informer(AIMServiceTemplate.RESOURCE, indexers=indexers)
     cluster_templates = inf.informer(AIMClusterServiceTemplate.RESOURCE, indexers=indexers)
     by_model = _mapper(templates.lister(), cluster_templates.lister(), MODEL_NAME_INDEX)
@@ -398,6 +474,26 @@ def setup(ctx: Context) -> list[Controller]:
             EnqueueRequestsFromMapFunc(queue, by_config)
         ),
     ]
+    fleet = ctx.fleet()
+    fleet.subscribe(_on_fleet_change(queue, templates.lister(), cluster_templates.lister()))
+    controller.add_has_synced(fleet.has_synced)
     for registration in registrations:
         controller.add_has_synced(registration.has_synced)
     return [controller]
+
+
+def _on_fleet_change(
+    queue: Any, templates: Lister, cluster_templates: Lister
+) -> Callable[[FleetChange], None]:
+    """Enqueue the templates a fleet change can affect (see the module docstring)."""
+
+    def enqueue(change: FleetChange) -> None:
+        keys = [*sorted(change.models), ""]
+        for lister in (cluster_templates, templates):
+            for key in keys:
+                for t in lister.by_index(GPU_MODEL_INDEX, key):
+                    queue.add(request_for(t))
+            for t in lister.by_index(GPU_UNAVAILABLE_INDEX, "true"):
+                queue.add(request_for(t))
+
+    return enqueue

@@ -11,6 +11,8 @@ Guarantees:
 * the profile environment (``AIM_PROFILE_ID``, ``AIM_METRIC``, ``AIM_PRECISION``,
   ``AIM_GPU_COUNT``) holds only known values, and ``spec.env`` of the service overrides it by
   name; the list is sorted by name so that reordering never rolls the Deployment;
+* the pod requires a node with the template's GPU model in any of the label forms AMD's node
+  labeller writes (:func:`~aimctrl.resolve.gpus.node_affinity`; SPEC §8);
 * the container is hardened as far as an inference server allows: no privilege escalation,
   every capability dropped, seccomp ``RuntimeDefault``. It does **not** force
   ``runAsNonRoot`` or a read-only root filesystem: AIM/vLLM images run as root and write model
@@ -33,13 +35,13 @@ from aimctrl.api.v1alpha1.common import API_VERSION
 from aimctrl.api.v1alpha1.runtimeconfig import AIMRuntimeConfigSpec
 from aimctrl.api.v1alpha1.service import AIMService
 from aimctrl.api.v1alpha1.template import DEFAULT_GPU_RESOURCE
+from aimctrl.resolve.gpus import Inventory, node_affinity
 from aimctrl.resolve.runtimeconfig import resolve_credentials
 from aimctrl.resolve.templates import AnyModel, AnyTemplate, model_label_value
 
 __all__ = [
     "ANNOTATION_APPLIED_HASH",
     "CONTAINER_NAME",
-    "GPU_PRODUCT_LABEL",
     "HTTP_PORT",
     "LABEL_SERVICE",
     "DeploymentState",
@@ -62,8 +64,6 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 MANAGED_BY = "aimctrl"
 ANNOTATION_APPLIED_HASH = "aim.silogen.ai/applied-hash"
-#: Node label naming the AMD GPU model (set by AMD's node labeller; the dev cluster's GPU node).
-GPU_PRODUCT_LABEL = "amd.com/gpu.product-name"
 HTTP_PORT = 8000
 CONTAINER_NAME = "inference"
 
@@ -82,6 +82,8 @@ class WorkloadInputs:
     image_pull_secrets: tuple[str, ...] = ()
     env: tuple[Mapping[str, Any], ...] = ()
     gpu_model: str | None = None
+    #: Required node affinity for the GPU model (:func:`~aimctrl.resolve.gpus.node_affinity`).
+    affinity: Mapping[str, Any] | None = None
     #: Extra labels for the pod template (model and template in use).
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -120,6 +122,7 @@ def workload_inputs(
     *,
     runtime: AIMRuntimeConfigSpec,
     resources: Mapping[str, Any],
+    fleet: Inventory | None = None,
 ) -> WorkloadInputs:
     """The workload of ``service`` running ``template`` of ``model``: profile env (template
     spec, else its profile; the GPU count is the resolved GPU limit) under ``spec.env``;
@@ -142,6 +145,7 @@ def workload_inputs(
         (model.spec.service_account_name, model.spec.image_pull_secrets),
         (runtime.service_account_name, runtime.image_pull_secrets),
     )
+    gpu_model = (profile.gpu if profile else None) or (selector.model if selector else None)
     return WorkloadInputs(
         name=service.metadata.name,
         namespace=service.metadata.namespace or "",
@@ -152,7 +156,8 @@ def workload_inputs(
         service_account_name=credentials.service_account_name,
         image_pull_secrets=credentials.image_pull_secrets,
         env=tuple(merge_env(env, (e.to_dict() for e in service.spec.env or ()))),
-        gpu_model=(profile.gpu if profile else None) or (selector.model if selector else None),
+        gpu_model=gpu_model,
+        affinity=node_affinity(gpu_model, fleet or Inventory()),
         labels={
             "aim.silogen.ai/model": model_label_value(model.metadata.name),
             "aim.silogen.ai/template": template.metadata.name,
@@ -188,17 +193,6 @@ def _metadata(inputs: WorkloadInputs) -> dict[str, Any]:
     }
 
 
-def _affinity(gpu_model: str) -> dict[str, Any]:
-    term = {
-        "matchExpressions": [{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu_model]}]
-    }
-    return {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
-        }
-    }
-
-
 def _container(inputs: WorkloadInputs) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -231,8 +225,8 @@ def deployment(inputs: WorkloadInputs) -> dict[str, Any]:
         pod_spec["serviceAccountName"] = inputs.service_account_name
     if inputs.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in inputs.image_pull_secrets]
-    if inputs.gpu_model:
-        pod_spec["affinity"] = _affinity(inputs.gpu_model)
+    if inputs.affinity:
+        pod_spec["affinity"] = copy.deepcopy(dict(inputs.affinity))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -19,6 +19,7 @@ __all__ = [
     "JOB",
     "LEASE",
     "NAMESPACE",
+    "NODE",
     "POD",
     "SECRET",
     "SERVICE",
@@ -67,6 +68,7 @@ SERVICE_ACCOUNT = Resource("", "v1", "serviceaccounts", "ServiceAccount", namesp
 SERVICE = Resource("", "v1", "services", "Service", namespaced=True)
 CONFIG_MAP = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
 NAMESPACE = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+NODE = Resource("", "v1", "nodes", "Node", namespaced=False)
 DEPLOYMENT = Resource("apps", "v1", "deployments", "Deployment", namespaced=True)
 EVENT = Resource("events.k8s.io", "v1", "events", "Event", namespaced=True)
 CORE_EVENT = Resource("", "v1", "events", "Event", namespaced=True)

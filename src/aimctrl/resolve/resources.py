@@ -11,11 +11,17 @@ Rules, applied in this order:
    for a native one (cpu, memory, …) an inherited limit below the request is raised to it, an
    inherited request above the limit is lowered to it. Values set by one layer are left as they
    are (the API server reports its own contradictions).
-3. **GPU**: for the template's GPU resource (``gpuSelector.resourceName``, default
-   ``amd.com/gpu``): unset in both requests and limits → both set to the template's
-   ``status.profile.metadata.gpu_count`` (or ``gpuSelector.count`` while no profile exists);
-   set in one only → copied to the other; set in both with different values → the limit wins.
-   Afterwards requests and limits of the GPU resource are equal whenever either is set.
+3. **GPU**: when no layer sets a GPU resource (no resource name ending in ``/gpu``, so a user's
+   ``nvidia.com/gpu`` is respected and no second GPU kind is added), the template's resource
+   (``gpuSelector.resourceName``, default ``amd.com/gpu``) is set in both requests and limits to
+   the template's ``status.profile.metadata.gpu_count`` (or ``gpuSelector.count`` while no
+   profile exists). A GPU resource set in one of requests and limits only is copied to the
+   other; set in both with different values, the limit wins. Afterwards requests and limits of
+   every GPU resource are equal.
+4. **CPU and memory per GPU**: with ``n`` GPUs, ``requests.cpu`` left unset is ``4n``,
+   ``requests.memory`` ``32n Gi`` and ``limits.memory`` ``48n Gi`` — each kept within what is
+   set (a default request never exceeds a set limit; a default limit never falls below a set
+   request).
 
 Quantities stay Kubernetes quantity strings; integers become their decimal string. Resource
 names are sorted, and an empty requests or limits map is omitted.
@@ -148,27 +154,71 @@ def merge_resources(
     )
 
 
+def _is_gpu(name: str) -> bool:
+    return name.endswith("/gpu")
+
+
 def fill_gpu(
     resources: ResourceRequirements,
     *,
     resource_name: str = DEFAULT_GPU_RESOURCE,
     gpu_count: int | None,
 ) -> ResourceRequirements:
-    """Rule 3: make the GPU resource's request and limit equal, filling both from ``gpu_count``
-    when neither is set (a ``gpu_count`` of None or 0 leaves them unset)."""
+    """Rules 3 and 4: the GPU resource from ``gpu_count`` when none is set (a ``gpu_count`` of
+    None or 0 adds none), requests equal to limits for every GPU resource, then the CPU and
+    memory defaults per GPU."""
     requests = dict(resources.requests or {})
     limits = dict(resources.limits or {})
-    request, limit = requests.get(resource_name), limits.get(resource_name)
-    if request is None and limit is None:
-        if gpu_count:
-            requests[resource_name] = limits[resource_name] = str(gpu_count)
-    elif request is None and limit is not None:
-        requests[resource_name] = limit
-    elif limit is None and request is not None:
-        limits[resource_name] = request
-    elif request is not None and limit is not None and not _equal(request, limit):
-        requests[resource_name] = limit
+    gpu_names = sorted({n for n in (*requests, *limits) if _is_gpu(n)})
+    if not gpu_names and gpu_count:
+        requests[resource_name] = limits[resource_name] = str(gpu_count)
+        gpu_names = [resource_name]
+    for name in gpu_names:
+        request, limit = requests.get(name), limits.get(name)
+        if request is None and limit is not None:
+            requests[name] = limit
+        elif limit is None and request is not None:
+            limits[name] = request
+        elif request is not None and limit is not None and not _equal(request, limit):
+            requests[name] = limit
+    primary = resource_name if resource_name in gpu_names else next(iter(gpu_names), None)
+    gpus = quantity_value(limits[primary]) if primary else None
+    if gpus is not None and gpus > 0:
+        _default_per_gpu(requests, limits, gpus)
     return _build(requests, limits)
+
+
+_GI = Decimal(2**30)
+
+
+def _format(value: Decimal, unit: str) -> str:
+    if unit == "Gi":
+        whole = value / _GI
+        return f"{whole.normalize():f}Gi" if whole == whole.to_integral_value() else str(int(value))
+    return f"{value.normalize():f}"
+
+
+def _default_per_gpu(requests: dict[str, str], limits: dict[str, str], gpus: Decimal) -> None:
+    """Rule 4, in place."""
+    defaults = (
+        (requests, "cpu", Decimal(4) * gpus, ""),
+        (requests, "memory", Decimal(32) * gpus * _GI, "Gi"),
+        (limits, "memory", Decimal(48) * gpus * _GI, "Gi"),
+    )
+    for section, name, value, unit in defaults:
+        if name in section:
+            continue
+        if section is requests and name in limits:
+            cap = quantity_value(limits[name])
+            if cap is not None and cap < value:
+                section[name] = limits[name]
+                continue
+        if section is limits and name in requests:
+            floor = quantity_value(requests[name])
+            if floor is not None and floor > value:
+                section[name] = requests[name]
+                continue
+        section[name] = _format(value, unit)
 
 
 def resolved_resources(

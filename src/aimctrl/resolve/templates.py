@@ -453,9 +453,12 @@ def _stale(template: AnyTemplate) -> bool:
 def aggregate_model_status(
     templates: Iterable[AnyTemplate], *, desired_names: Collection[str] = ()
 ) -> ModelAggregate:
-    """Ready when every auto template is Ready; Degraded when any is Degraded or Failed;
-    otherwise Progressing while some are missing (being created), Pending, Progressing or
-    have a status older than their spec. Messages name the templates concerned.
+    """The model's summary from its auto templates (SPEC §4, §8), first matching rule wins:
+    Degraded when any is Degraded or Failed; Progressing while some are missing (being
+    created), Pending, Progressing or have a status older than their spec; NotAvailable
+    (``NoRunnableTemplate``) when every one is NotAvailable (its GPUs are on no schedulable
+    node); else Ready — every one Ready or NotAvailable, at least one Ready — with a message
+    saying how many can run on this cluster. Messages name the templates concerned.
 
     ``templates``: the model's auto-generated templates (see :func:`is_auto_template_of`);
     ``desired_names``: the names that should exist (a missing one counts as being created).
@@ -464,14 +467,22 @@ def aggregate_model_status(
     total = sorted(set(by_name) | set(desired_names))
     problems: list[str] = []
     waiting: list[str] = []
+    unavailable: list[str] = []
+    fleet = ""
     for name in total:
         template = by_name.get(name)
         if template is None:
             waiting.append(f"{name} (not created yet)")
         elif template.status.status in (AIMStatus.DEGRADED, AIMStatus.FAILED):
             problems.append(f"{name}: {template_state(template)}")
-        elif template.status.status != AIMStatus.READY or _stale(template):
+        elif _stale(template) or template.status.status not in (
+            AIMStatus.READY,
+            AIMStatus.NOT_AVAILABLE,
+        ):
             waiting.append(f"{name}: {template_state(template)}")
+        elif template.status.status == AIMStatus.NOT_AVAILABLE:
+            needs, _, fleet = _gpu_message(template).partition("; ")
+            unavailable.append(f"{name} ({needs})")
     if problems:
         return ModelAggregate(
             AIMStatus.DEGRADED,
@@ -484,5 +495,32 @@ def aggregate_model_status(
             Reason.TEMPLATES_PROGRESSING,
             f"{len(waiting)} of {len(total)} template(s) not ready yet: {_name_list(waiting)}",
         )
-    message = f"all {len(total)} template(s) are Ready" if total else "no auto-generated templates"
+    if not total:
+        return ModelAggregate(
+            AIMStatus.READY, Reason.ALL_TEMPLATES_READY, "no auto-generated templates"
+        )
+    if len(unavailable) == len(total):
+        return ModelAggregate(
+            AIMStatus.NOT_AVAILABLE,
+            Reason.NO_RUNNABLE_TEMPLATE,
+            f"none of the {len(total)} template(s) can run on this cluster: "
+            f"{_name_list(unavailable)}{'; ' + fleet if fleet else ''}",
+        )
+    runnable = len(total) - len(unavailable)
+    if not unavailable:
+        message = f"all {len(total)} template(s) are Ready and can run on this cluster"
+    else:
+        message = (
+            f"{runnable} of {len(total)} template(s) can run on this cluster; "
+            f"NotAvailable: {_name_list(unavailable)}"
+            f"{'; ' + fleet if fleet else ''}"
+        )
     return ModelAggregate(AIMStatus.READY, Reason.ALL_TEMPLATES_READY, message)
+
+
+def _gpu_message(template: AnyTemplate) -> str:
+    """The ``GPUAvailable`` message of a NotAvailable template (what it needs and what exists)."""
+    for c in template.status.conditions:
+        if c.type == ConditionType.GPU_AVAILABLE and c.message:
+            return c.message
+    return template_state(template)

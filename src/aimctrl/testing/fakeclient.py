@@ -30,7 +30,7 @@ from aimctrl.api.v1alpha1.common import ResourceInfo
 from aimctrl.controllers.context import Context, EventRecorder, Informers, Settings, resource_of
 from aimctrl.kube.client import FIELD_MANAGER, KubeClient
 from aimctrl.kube.errors import KubeError, NotFound
-from aimctrl.kube.resources import Resource
+from aimctrl.kube.resources import NODE, Resource
 from aimctrl.machinery.clock import Clock, FakeClock
 from aimctrl.machinery.controller import Controller
 from aimctrl.machinery.reconcile import Request
@@ -276,7 +276,9 @@ def seed(ctx: Context, kind: ResourceInfo | Resource, *objs: Object) -> None:
     """Put ``objs`` into the shared informer cache of ``kind`` (as a completed list would)."""
     indexer = ctx.informers.informer(kind).indexer
     for obj in objs:
-        indexer.add(copy.deepcopy(obj))
+        _, cached = indexer.upsert(copy.deepcopy(obj))
+        if kind == NODE:
+            ctx.fleet().on_add(cached, False)
 
 
 def deliver(

@@ -22,11 +22,12 @@ from aimctrl.controllers.service import (
 )
 from aimctrl.controllers.workload import LABEL_SERVICE
 from aimctrl.kube.errors import AlreadyExists
-from aimctrl.kube.resources import DEPLOYMENT, SERVICE, Resource
+from aimctrl.kube.resources import DEPLOYMENT, NODE, SERVICE, Resource
 from aimctrl.machinery.controller import Controller
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.resolve.models import auto_model_name
 from aimctrl.testing.fakeclient import FakeKubeClient, deliver, fake_context, seed
+from aimctrl.testing.fleet import fleet_nodes
 
 API = "aim.silogen.ai/v1alpha1"
 NS = "team"
@@ -115,9 +116,13 @@ def _seed_workload(ctx: Context, res: Resource, *objs: dict[str, Any]) -> None:
         indexer.add(copy.deepcopy(obj))
 
 
-def make(*objs: dict[str, Any]) -> tuple[ServiceReconciler, Context, FakeKubeClient]:
+def make(
+    *objs: dict[str, Any], nodes: list[dict[str, Any]] | None = None
+) -> tuple[ServiceReconciler, Context, FakeKubeClient]:
+    """A reconciler on seeded caches and SPEC §8's mixed fleet (unless ``nodes``)."""
     client = FakeKubeClient()
     ctx = fake_context(client)
+    seed(ctx, NODE, *(fleet_nodes() if nodes is None else nodes))
     reconciler = ServiceReconciler(ctx)
     kinds = {
         "AIMService": AIMService.RESOURCE,
@@ -194,9 +199,10 @@ def test_resolved_service_applies_service_and_deployment_then_status() -> None:
         "uid": "uid-llama",
     }
     assert status["resolvedTemplate"]["name"] == "llama-t"
+    # SPEC §6: the GPU from the template's profile, CPU and memory defaults per GPU.
     assert status["resolvedResources"] == {
-        "limits": {"amd.com/gpu": "1"},
-        "requests": {"amd.com/gpu": "1"},
+        "limits": {"amd.com/gpu": "1", "memory": "48Gi"},
+        "requests": {"amd.com/gpu": "1", "cpu": "4", "memory": "32Gi"},
     }
     conds = conditions(status)
     assert conds["ModelResolved"][0] == "True"
@@ -244,13 +250,14 @@ def test_changed_resources_reapply_the_deployment_with_new_values() -> None:
     r, _, client = make(service(), model(), template())
     r.reconcile(REQ)
     dep = available(applied(client, "deployments"))
-    changed = service(resources={"requests": {"cpu": "4"}})
+    changed = service(resources={"requests": {"cpu": "6"}})
     r2, _, client2 = make(changed, model(), template(), dep, applied(client, "services"))
     r2.reconcile(REQ)
     body = applied(client2, "deployments")
     assert body["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
         "amd.com/gpu": "1",
-        "cpu": "4",
+        "cpu": "6",
+        "memory": "32Gi",
     }
 
 
@@ -444,7 +451,7 @@ def test_no_templates_for_a_ready_model_degrades_and_says_so() -> None:
     status = applied_status(client)
     assert status["status"] == "Degraded"
     assert conditions(status)["TemplateResolved"][1:] == (
-        "NoReadyTemplate",
+        "NoRunnableTemplate",
         "no templates for model llama",
     )
 

@@ -11,8 +11,10 @@ from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
 from aimctrl.api.v1alpha1.runtimeconfig import AIMClusterRuntimeConfig, AIMRuntimeConfig
 from aimctrl.api.v1alpha1.template import AIMClusterServiceTemplate, AIMServiceTemplate
 from aimctrl.controllers.template import FIELD_MANAGER, TemplateReconciler, setup
+from aimctrl.kube.resources import NODE
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.testing.fakeclient import Action, FakeKubeClient, deliver, fake_context, queued, seed
+from aimctrl.testing.fleet import fleet_nodes
 
 API = "aim.silogen.ai/v1alpha1"
 DEPLOYMENTS = [
@@ -75,10 +77,14 @@ def template(
 
 
 def reconcile(
-    *objs: tuple[Any, dict[str, Any]], request: Request
+    *objs: tuple[Any, dict[str, Any]],
+    request: Request,
+    nodes: list[dict[str, Any]] | None = None,
 ) -> tuple[FakeKubeClient, Any, Result]:
+    """Reconcile once on SPEC §8's mixed fleet (two 8-GPU MI300X nodes, …) unless ``nodes``."""
     client = FakeKubeClient()
     ctx = fake_context(client)
+    seed(ctx, NODE, *(fleet_nodes() if nodes is None else nodes))
     for kind, obj in objs:
         seed(ctx, kind, obj)
     result = TemplateReconciler(ctx).reconcile(request)

@@ -6,7 +6,6 @@ from typing import Any
 
 from aimctrl.controllers.workload import (
     ANNOTATION_APPLIED_HASH,
-    GPU_PRODUCT_LABEL,
     LABEL_SERVICE,
     WorkloadInputs,
     applied_hash,
@@ -17,6 +16,7 @@ from aimctrl.controllers.workload import (
     profile_env,
     with_applied_hash,
 )
+from aimctrl.resolve.gpus import Inventory, ModelInventory, node_affinity
 
 
 def inputs(**kw: Any) -> WorkloadInputs:
@@ -66,12 +66,13 @@ def test_container_runs_the_image_with_resources_port_and_hardening() -> None:
     assert "imagePullSecrets" not in pod
 
 
-def test_gpu_model_becomes_required_node_affinity_on_product_name() -> None:
-    pod = deployment(inputs(gpu_model="MI300X"))["spec"]["template"]["spec"]
-    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert terms["nodeSelectorTerms"] == [
-        {"matchExpressions": [{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": ["MI300X"]}]}
-    ]
+def test_gpu_affinity_goes_into_the_pod_spec_as_given() -> None:
+    fleet = Inventory({"MI300X": ModelInventory("MI300X", 2, 8, 16, ("AMD_Instinct_MI300X_OAM",))})
+    affinity = node_affinity("MI300X", fleet)
+    assert affinity is not None
+    pod = deployment(inputs(gpu_model="MI300X", affinity=affinity))["spec"]["template"]["spec"]
+    assert pod["affinity"] == affinity
+    assert pod["affinity"] is not affinity  # a copy: the builder never shares its inputs
 
 
 def test_credentials_and_env_are_set_when_given() -> None:

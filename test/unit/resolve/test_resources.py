@@ -99,31 +99,67 @@ def test_merge_resources_precedence(
     assert merged.to_dict() == expected
 
 
+def _per_gpu(n: int, **extra: dict[str, str]) -> dict[str, Any]:
+    """What rule 4 adds for ``n`` GPUs, merged with ``extra`` sections."""
+    out: dict[str, Any] = {
+        "requests": {"cpu": str(4 * n), "memory": f"{32 * n}Gi"},
+        "limits": {"memory": f"{48 * n}Gi"},
+    }
+    for section, values in extra.items():
+        out[section] = {**out[section], **values}
+    return out
+
+
 @pytest.mark.parametrize(
     ("resources", "gpu_count", "expected"),
     [
-        ({"requests": {"cpu": "4"}}, 2, {"requests": {GPU: "2", "cpu": "4"}, "limits": {GPU: "2"}}),
-        ({"requests": {GPU: "4"}}, 1, {"requests": {GPU: "4"}, "limits": {GPU: "4"}}),
-        ({"limits": {GPU: "4"}}, 1, {"requests": {GPU: "4"}, "limits": {GPU: "4"}}),
+        (
+            {"requests": {"cpu": "4"}},
+            2,
+            {
+                "requests": {GPU: "2", "cpu": "4", "memory": "64Gi"},
+                "limits": {GPU: "2", "memory": "96Gi"},
+            },
+        ),
+        ({"requests": {GPU: "4"}}, 1, _per_gpu(4, requests={GPU: "4"}, limits={GPU: "4"})),
+        ({"limits": {GPU: "4"}}, 1, _per_gpu(4, requests={GPU: "4"}, limits={GPU: "4"})),
         (
             {"requests": {GPU: "2"}, "limits": {GPU: "3"}},
             1,
-            {"requests": {GPU: "3"}, "limits": {GPU: "3"}},
+            _per_gpu(3, requests={GPU: "3"}, limits={GPU: "3"}),
         ),
         (
             {"requests": {GPU: "2"}, "limits": {GPU: "2"}},
             8,
-            {"requests": {GPU: "2"}, "limits": {GPU: "2"}},
+            _per_gpu(2, requests={GPU: "2"}, limits={GPU: "2"}),
+        ),
+        # SPEC §6: a GPU resource of another vendor set by the user is respected; no amd.com/gpu.
+        (
+            {"limits": {"nvidia.com/gpu": "1"}},
+            8,
+            _per_gpu(1, requests={"nvidia.com/gpu": "1"}, limits={"nvidia.com/gpu": "1"}),
+        ),
+        # Defaults stay within what is set: a request never above a set limit, a limit never
+        # below a set request.
+        (
+            {"limits": {"cpu": "2"}, "requests": {"memory": "100Gi"}},
+            1,
+            {
+                "requests": {GPU: "1", "cpu": "2", "memory": "100Gi"},
+                "limits": {GPU: "1", "cpu": "2", "memory": "100Gi"},
+            },
         ),
         ({"requests": {"cpu": "1"}}, None, {"requests": {"cpu": "1"}}),
         ({}, 0, {}),
     ],
     ids=[
-        "filled-from-gpu-count-in-both",
+        "filled-from-gpu-count-in-both-with-per-gpu-defaults",
         "request-copied-to-limit",
         "limit-copied-to-request",
         "conflict-limit-wins",
         "already-set-kept",
+        "other-vendor-gpu-respected",
+        "defaults-clamped-to-set-values",
         "no-count-left-unset",
         "zero-count-left-unset",
     ],
@@ -137,10 +173,9 @@ def test_fill_gpu(
 
 def test_fill_gpu_uses_the_given_resource_name() -> None:
     result = fill_gpu(ResourceRequirements(), resource_name="nvidia.com/gpu", gpu_count=1)
-    assert result.to_dict() == {
-        "requests": {"nvidia.com/gpu": "1"},
-        "limits": {"nvidia.com/gpu": "1"},
-    }
+    assert result.to_dict() == _per_gpu(
+        1, requests={"nvidia.com/gpu": "1"}, limits={"nvidia.com/gpu": "1"}
+    )
 
 
 def _template(spec: dict[str, Any], profile_count: int | None) -> AIMServiceTemplate:
@@ -185,7 +220,7 @@ def test_resolved_resources_keep_a_gpu_request_the_service_set() -> None:
     result = resolved_resources_dict(
         service=_service({"limits": {GPU: "1"}}), template=template, model=None
     )
-    assert result == {"requests": {GPU: "1"}, "limits": {GPU: "1"}}
+    assert result == _per_gpu(1, requests={GPU: "1"}, limits={GPU: "1"})
 
 
 def test_resolved_resources_use_the_selector_resource_name_and_count_without_profile() -> None:
@@ -193,10 +228,8 @@ def test_resolved_resources_use_the_selector_resource_name_and_count_without_pro
     result = resolved_resources_dict(
         service=_service(None), template=_template(spec, None), model=None
     )
-    assert result == {
-        "requests": {"amd.com/gpu-partition": "2"},
-        "limits": {"amd.com/gpu-partition": "2"},
-    }
+    partition = {"amd.com/gpu-partition": "2"}
+    assert result == _per_gpu(2, requests=partition, limits=partition)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from aimctrl.api.v1alpha1.enums import Reason, ResolvedScope
 from aimctrl.api.v1alpha1.model import AIMClusterModel, AIMModel
 from aimctrl.api.v1alpha1.service import AIMService
 from aimctrl.api.v1alpha1.template import AIMClusterServiceTemplate, AIMServiceTemplate
+from aimctrl.resolve.gpus import Inventory, ModelInventory
 from aimctrl.resolve.selection import TemplateSelection, select_template
 
 READY = {"status": "Ready"}
@@ -35,10 +36,12 @@ def _clt(name: str, *, model: str = "llama", status: Any = READY, **spec: Any) -
     )
 
 
-def _service(template_ref: str | None = None) -> AIMService:
+def _service(template_ref: str | None = None, selector: dict[str, str] | None = None) -> AIMService:
     spec: dict[str, Any] = {"model": {"ref": "llama"}}
     if template_ref:
         spec["templateRef"] = template_ref
+    if selector:
+        spec["templateSelector"] = selector
     return AIMService.model_validate(
         {"metadata": {"name": "svc", "namespace": "team"}, "spec": spec}
     )
@@ -62,6 +65,7 @@ def _select(
     model: AIMModel | AIMClusterModel | None,
     ns: list[AIMServiceTemplate],
     cl: list[AIMClusterServiceTemplate],
+    fleet: Inventory | None = None,
 ) -> TemplateSelection:
     nsd = {(t.metadata.namespace, t.metadata.name): t for t in ns}
     cld = {t.metadata.name: t for t in cl}
@@ -72,6 +76,7 @@ def _select(
         get_cluster=cld.get,
         namespaced_templates=ns,
         cluster_templates=cl,
+        fleet=fleet,
     )
 
 
@@ -209,20 +214,24 @@ def test_not_ready_templates_are_listed_with_their_state() -> None:
     ]
 
 
-def test_nothing_ready_is_no_ready_template() -> None:
+def test_nothing_ready_is_no_runnable_template() -> None:
     sel = _select(_service(), _cl_model(), [_nst("a", status={"status": "Progressing"})], [])
     assert sel.template is None
-    assert sel.reason == Reason.NO_READY_TEMPLATE
-    assert "none of the 1 template(s)" in sel.message
+    assert sel.reason == Reason.NO_RUNNABLE_TEMPLATE
+    assert sel.message == (
+        "no runnable template for model llama: its 1 template(s) need no GPU; "
+        "the cluster has no schedulable AMD GPU nodes; 1 not Ready yet"
+    )
     assert sel.candidates_dicts() == [
         {"name": "a", "scope": "Namespace", "chosen": False, "reason": "not Ready: Progressing"}
     ]
 
 
-def test_no_templates_at_all_is_no_ready_template() -> None:
+def test_no_templates_at_all_is_no_runnable_template() -> None:
     sel = _select(_service(), _cl_model(), [_nst("x", model="mistral")], [_clt("y", model="m")])
     assert sel.template is None
-    assert sel.reason == Reason.NO_READY_TEMPLATE
+    assert sel.reason == Reason.NO_RUNNABLE_TEMPLATE
+    assert sel.message == "no templates for model llama"
     assert sel.candidates == ()
 
 
@@ -246,7 +255,7 @@ def test_templates_being_deleted_are_not_chosen() -> None:
 def test_unresolved_model_without_template_ref_selects_nothing() -> None:
     sel = _select(_service(), None, [_nst("a")], [])
     assert sel.template is None
-    assert sel.reason == Reason.NO_READY_TEMPLATE
+    assert sel.reason == Reason.NO_RUNNABLE_TEMPLATE
 
 
 @pytest.mark.parametrize("order", [lambda x: x, lambda x: list(reversed(x))])
@@ -254,3 +263,172 @@ def test_selection_does_not_depend_on_input_order(order: Any) -> None:
     ns = [_nst(n, metric="latency", precision="fp8") for n in ("c", "a", "b")]
     sel = _select(_service(), _cl_model(), order(ns), [])
     assert [c.name for c in sel.candidates] == ["a", "b", "c"]
+
+
+# --- SPEC §6's order, one case per rule (GPU fleet, SPEC §8) ---------------------------------
+
+MI300X_FLEET = Inventory({"MI300X": ModelInventory("MI300X", 2, 8, 16)})
+
+
+def _not_available(gpu: str, count: int) -> dict[str, Any]:
+    message = f"needs {count} x {gpu}; the cluster has MI300X (8 per node)"
+    return {
+        "status": "NotAvailable",
+        "conditions": [
+            {
+                "type": "GPUAvailable",
+                "status": "False",
+                "reason": "GPUNotInCluster",
+                "message": message,
+            },
+            {"type": "Ready", "status": "False", "reason": "GPUNotInCluster", "message": message},
+        ],
+    }
+
+
+def _gpu(model: str, count: int = 1) -> dict[str, Any]:
+    return {"gpuSelector": {"model": model, "count": count}}
+
+
+@pytest.mark.parametrize(
+    ("rule", "service", "ns", "cl", "winner", "loser_reason"),
+    [
+        (
+            "ready-only: NotAvailable never chosen, even on a better GPU",
+            _service(),
+            [
+                _nst("a-mi355x", status=_not_available("MI355X", 8), **_gpu("MI355X", 8)),
+                _nst("b-mi300x", **_gpu("MI300X")),
+            ],
+            [],
+            "b-mi300x",
+            ("a-mi355x", "NotAvailable: needs 8 x MI355X"),
+        ),
+        (
+            "templateSelector filters before ranking",
+            _service(selector={"gpuModel": "mi300x", "precision": "fp16"}),
+            [
+                _nst("a-fp8", precision="fp8", **_gpu("MI300X")),
+                _nst("b-fp16", precision="fp16", **_gpu("MI300X")),
+            ],
+            [],
+            "b-fp16",
+            ("a-fp8", "templateSelector: wants precision fp16, template has fp8"),
+        ),
+        (
+            "namespace before cluster, even on a worse GPU",
+            _service(),
+            [_nst("ns-mi210", **_gpu("MI210"))],
+            [_clt("cl-mi355x", **_gpu("MI355X"))],
+            "ns-mi210",
+            ("cl-mi355x", "ranked 2nd: cluster after namespace"),
+        ),
+        (
+            "GPU tier before metric",
+            _service(),
+            [
+                _nst("a-mi300x-lat", metric="latency", **_gpu("MI300X")),
+                _nst("b-mi325x-thr", metric="throughput", **_gpu("MI325X")),
+            ],
+            [],
+            "b-mi325x-thr",
+            ("a-mi300x-lat", "ranked 2nd: MI300X after MI325X"),
+        ),
+        (
+            "metric before precision",
+            _service(),
+            [
+                _nst("a-thr-fp4", metric="throughput", precision="fp4", **_gpu("MI300X")),
+                _nst("b-lat-fp16", metric="latency", precision="fp16", **_gpu("MI300X")),
+            ],
+            [],
+            "b-lat-fp16",
+            ("a-thr-fp4", "ranked 2nd: throughput after latency"),
+        ),
+        (
+            "precision before name",
+            _service(),
+            [
+                _nst("a-fp16", metric="latency", precision="fp16", **_gpu("MI300X")),
+                _nst("b-fp8", metric="latency", precision="fp8", **_gpu("MI300X")),
+            ],
+            [],
+            "b-fp8",
+            ("a-fp16", "ranked 2nd: fp16 after fp8"),
+        ),
+        (
+            "name last",
+            _service(),
+            [_nst("b", **_gpu("MI300X")), _nst("a", **_gpu("MI300X"))],
+            [],
+            "a",
+            ("b", "ranked 2nd: name after a"),
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_selection_order_one_rule_at_a_time(
+    rule: str,
+    service: AIMService,
+    ns: list[AIMServiceTemplate],
+    cl: list[AIMClusterServiceTemplate],
+    winner: str,
+    loser_reason: tuple[str, str],
+) -> None:
+    sel = _select(service, _cl_model(), ns, cl, MI300X_FLEET)
+    assert sel.reason == Reason.TEMPLATE_RESOLVED, rule
+    assert sel.template is not None
+    assert sel.template.metadata.name == winner
+    assert loser_reason in [(name, reason) for name, _, reason in _reasons(sel)]
+
+
+def test_gpu_tier_ranks_the_instinct_generations_newest_first() -> None:
+    tiers = ["MI355X", "MI350X", "MI325X", "MI300X", "MI308X", "MI300A", "MI250X", "MI210", "X1"]
+    templates = [_nst(f"t-{g.lower()}", **_gpu(g)) for g in reversed(tiers)]
+    sel = _select(_service(), _cl_model(), templates, [])
+    assert [c.name for c in sel.candidates] == [f"t-{g.lower()}" for g in tiers]
+
+
+def test_only_not_available_templates_is_no_runnable_template_naming_needs_and_fleet() -> None:
+    ns = [
+        _nst("a", status=_not_available("MI355X", 8), **_gpu("MI355X", 8)),
+        _nst("b", status=_not_available("MI355X", 1), **_gpu("MI355X", 1)),
+    ]
+    sel = _select(_service(), _cl_model(), ns, [], MI300X_FLEET)
+    assert sel.template is None
+    assert sel.reason == Reason.NO_RUNNABLE_TEMPLATE
+    assert sel.message == (
+        "no runnable template for model llama: its 2 template(s) need 1 x MI355X, 8 x MI355X; "
+        "the cluster has MI300X (8 per node)"
+    )
+    assert _reasons(sel) == [
+        ("a", False, "NotAvailable: needs 8 x MI355X"),
+        ("b", False, "NotAvailable: needs 1 x MI355X"),
+    ]
+
+
+def test_selector_matching_nothing_is_no_runnable_template_and_says_which_selector() -> None:
+    sel = _select(
+        _service(selector={"gpuModel": "MI355X"}),
+        _cl_model(),
+        [_nst("a", **_gpu("MI300X"))],
+        [],
+        MI300X_FLEET,
+    )
+    assert sel.reason == Reason.NO_RUNNABLE_TEMPLATE
+    assert sel.message.endswith("; templateSelector gpuModel=MI355X")
+    assert _reasons(sel) == [
+        ("a", False, "templateSelector: wants gpuModel MI355X, template has MI300X")
+    ]
+
+
+def test_template_ref_that_is_not_available_waits_with_template_not_available() -> None:
+    ns = [_nst("big", status=_not_available("MI355X", 8), **_gpu("MI355X", 8))]
+    sel = _select(_service("big"), _cl_model(), ns, [], MI300X_FLEET)
+    assert sel.template is not None
+    assert sel.reason == Reason.TEMPLATE_NOT_AVAILABLE
+    assert sel.message == (
+        "AIMServiceTemplate team/big (templateRef) cannot run here: "
+        "needs 8 x MI355X; the cluster has MI300X (8 per node)"
+    )
+    assert _reasons(sel) == [("big", True, "chosen: templateRef; NotAvailable: needs 8 x MI355X")]

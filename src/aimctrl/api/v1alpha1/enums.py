@@ -30,6 +30,8 @@ class AIMStatus(StrEnum):
     READY = "Ready"
     DEGRADED = "Degraded"
     FAILED = "Failed"
+    #: A template whose GPUs no schedulable node has; a model none of whose templates can run.
+    NOT_AVAILABLE = "NotAvailable"
 
 
 class ConditionStatus(StrEnum):
@@ -51,6 +53,8 @@ class ConditionType(StrEnum):
     MODEL_RESOLVED = "ModelResolved"
     TEMPLATE_RESOLVED = "TemplateResolved"
     WORKLOAD_READY = "WorkloadReady"
+    # Templates: whether some schedulable node has the GPUs (SPEC §8).
+    GPU_AVAILABLE = "GPUAvailable"
     # Every kind: mirrors status.status == Ready, so `kubectl wait --for=condition=Ready` works.
     READY = "Ready"
 
@@ -80,6 +84,12 @@ class Reason(StrEnum):
     ALL_TEMPLATES_READY = "AllTemplatesReady"
     TEMPLATES_PROGRESSING = "TemplatesProgressing"
     TEMPLATES_DEGRADED = "TemplatesDegraded"
+    NO_RUNNABLE_TEMPLATE = "NoRunnableTemplate"
+    # GPUAvailable (templates).
+    GPU_AVAILABLE = "GPUAvailable"
+    GPU_NOT_IN_CLUSTER = "GPUNotInCluster"
+    NOT_ENOUGH_GPUS_PER_NODE = "NotEnoughGPUsPerNode"
+    GPU_NOT_CHECKED = "GPUNotChecked"
     # Templates and services: the model.
     MODEL_RESOLVED = "ModelResolved"
     MODEL_NOT_FOUND = "ModelNotFound"
@@ -92,6 +102,7 @@ class Reason(StrEnum):
     TEMPLATE_NOT_FOUND = "TemplateNotFound"
     TEMPLATE_NOT_READY = "TemplateNotReady"
     NO_READY_TEMPLATE = "NoReadyTemplate"
+    TEMPLATE_NOT_AVAILABLE = "TemplateNotAvailable"
     # Services: the workload.
     WORKLOAD_READY = "WorkloadReady"
     WORKLOAD_PROGRESSING = "WorkloadProgressing"

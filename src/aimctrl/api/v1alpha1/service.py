@@ -23,7 +23,7 @@ from aimctrl.api.v1alpha1.common import (
     ResourceInfo,
     ResourceRequirements,
 )
-from aimctrl.api.v1alpha1.enums import AIMStatus, ResolvedScope
+from aimctrl.api.v1alpha1.enums import AIMStatus, Metric, Precision, ResolvedScope
 
 __all__ = [
     "AIMService",
@@ -31,6 +31,7 @@ __all__ = [
     "AIMServiceSpec",
     "AIMServiceStatus",
     "TemplateCandidate",
+    "TemplateSelector",
 ]
 
 
@@ -41,6 +42,17 @@ class AIMServiceModel(APIModel):
     """Name of an AIMModel in the service's namespace, else of an AIMClusterModel."""
     image: str | None = Field(default=None, min_length=1, pattern=r"^\S+$")
     """Container image; a model with this image is used, or created per the runtime config."""
+
+
+class TemplateSelector(APIModel):
+    """Narrows automatic template selection: only templates matching every field set here."""
+
+    metric: Metric | None = None
+    """Only templates with this optimisation target: latency or throughput."""
+    precision: Precision | None = None
+    """Only templates with this numeric precision."""
+    gpu_model: str | None = Field(default=None, min_length=1, max_length=64)
+    """Only templates for this GPU model, e.g. MI300X (compared case-insensitively)."""
 
 
 class AIMServiceSpec(APIModel):
@@ -64,6 +76,9 @@ class AIMServiceSpec(APIModel):
     template_ref: str | None = Field(default=None, min_length=1)
     """Template to use (namespace template first, then cluster template); unset: the model's
     defaultServiceTemplate, else the best Ready template of the model."""
+    template_selector: TemplateSelector | None = None
+    """Filters automatic selection (ignored when templateRef or the model's
+    defaultServiceTemplate names the template)."""
     runtime_config_name: str = "default"
     """Name of the runtime config providing credentials and model-creation policy."""
     replicas: int = Field(default=1, ge=0, json_schema_extra={"format": "int32"})
