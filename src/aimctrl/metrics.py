@@ -62,7 +62,7 @@ RECONCILE_TIME_BUCKETS: tuple[float, ...] = (
 DISCOVERY_MODES = ("inline", "job")
 DISCOVERY_OUTCOMES = ("success", "auth_failure", "not_found", "invalid_metadata", "error")
 MODEL_KINDS = ("AIMClusterModel", "AIMModel")
-MODEL_STATUSES = ("Pending", "Progressing", "Ready", "Degraded", "Failed")
+MODEL_STATUSES = ("Pending", "Progressing", "Ready", "Degraded", "Failed", "NotAvailable")
 
 _log = structlog.get_logger("aimctrl.metrics")
 

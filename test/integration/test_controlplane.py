@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from aimctrl.testing.controlplane import DISCOVERY_POD_LABEL, GPU_NODE, ControlPlane
+from aimctrl.testing.fleet import TEST_FLEET
 from aimctrl.testing.helpers import Kubectl, eventually
 
 pytestmark = pytest.mark.integration
@@ -63,13 +64,20 @@ def api(kubeconfig_path: str) -> client.ApiClient:
     return config.new_client_from_config(config_file=kubeconfig_path)
 
 
-def test_nodes_are_ready_and_one_is_an_mi300x_gpu_node(kubectl: Kubectl) -> None:
+def test_nodes_are_ready_and_form_the_mixed_amd_fleet(kubectl: Kubectl) -> None:
     nodes = kubectl.json("get", "nodes")["items"]
     by_name = {n["metadata"]["name"]: n for n in nodes}
-    assert GPU_NODE in by_name
+    assert sorted(by_name) == sorted(name for name, *_ in TEST_FLEET)
     gpu = by_name[GPU_NODE]
     assert gpu["metadata"]["labels"]["amd.com/gpu.device-id"] == "74a1"
+    assert gpu["metadata"]["labels"]["amd.com/gpu.product-name"] == "AMD_Instinct_MI300X_OAM"
     assert gpu["status"]["allocatable"]["amd.com/gpu"] == "8"
+    beta = by_name["kwok-mi325x-beta-0"]["metadata"]["labels"]
+    assert beta["beta.amd.com/gpu.device-id"] == "74a5"
+    assert not any(k.startswith("amd.com/gpu.") for k in beta)
+    counted = by_name["kwok-mi210-count-0"]["metadata"]["labels"]
+    assert counted["amd.com/gpu.device-id.740f"] == "4"
+    assert "amd.com/gpu" not in by_name["kwok-cpu-0"]["status"]["allocatable"]
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready, node["metadata"]["name"]

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from aimctrl.testing.controlplane import kubectl_bin, repo_root
+from aimctrl.testing.fleet import TEST_FLEET
 from aimctrl.testing.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -70,7 +71,7 @@ def dev_cluster(tmp_path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
         _run(dev_dir, "down")
 
 
-def test_up_gives_two_ready_nodes_registries_and_a_pod_runner_and_down_leaves_nothing(
+def test_up_gives_the_ready_gpu_fleet_registries_and_a_pod_runner_and_down_leaves_nothing(
     dev_cluster: tuple[Path, dict[str, Any]],
 ) -> None:
     dev_dir, state = dev_cluster
@@ -92,9 +93,9 @@ def test_up_gives_two_ready_nodes_registries_and_a_pod_runner_and_down_leaves_no
                 c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
             )
         ]
-        return sorted(ready) == ["kwok-cpu-0", "kwok-gpu-mi300x-0"]
+        return sorted(ready) == sorted(name for name, *_ in TEST_FLEET)
 
-    eventually(nodes_ready, timeout=30, what="both KWOK nodes Ready")
+    eventually(nodes_ready, timeout=30, what="every node of the KWOK fleet Ready")
 
     env_file = dev_dir / "registry.env"
     assert env_file.stat().st_mode & 0o077 == 0, "registry.env holds a password"

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from aimctrl.resolve.models import auto_model_name
+from aimctrl.testing.fleet import TEST_FLEET
 from aimctrl.testing.helpers import Kubectl, eventually
 
 pytestmark = pytest.mark.integration
 
 API = "aim.silogen.ai/v1alpha1"
-GPU_NODE = "kwok-gpu-mi300x-0"
+#: The fleet's MI300X nodes (SPEC §8): the scheduler may pick either.
+MI300X_NODES = {name for name, model, *_ in TEST_FLEET if model == "MI300X"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -186,9 +188,10 @@ def test_service_by_ref_becomes_ready_with_deployment_on_gpu_node(
     status = svc["status"]
     assert status["resolvedModel"]["name"] == model
     assert status["resolvedTemplate"]["name"] == model + "-t"
+    # SPEC §6: the GPU from the template, CPU and memory defaults per GPU.
     assert status["resolvedResources"] == {
-        "limits": {"amd.com/gpu": "1"},
-        "requests": {"amd.com/gpu": "1"},
+        "limits": {"amd.com/gpu": "1", "memory": "48Gi"},
+        "requests": {"amd.com/gpu": "1", "cpu": "4", "memory": "32Gi"},
     }
     for type_ in ("ModelResolved", "TemplateResolved", "WorkloadReady", "Ready"):
         assert cond(svc, type_)["status"] == "True", type_
@@ -209,9 +212,13 @@ def test_service_by_ref_becomes_ready_with_deployment_on_gpu_node(
     terms = dep["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"
     ]["nodeSelectorTerms"]
-    assert terms[0]["matchExpressions"][0]["values"] == ["MI300X"]
+    assert terms[0]["matchExpressions"][0] == {
+        "key": "amd.com/gpu.device-id",
+        "operator": "In",
+        "values": ["74a1", "74a9", "74b5", "74bd"],
+    }
     pods = kubectl.json("get", "pods", "-n", namespace, "-l", "aim.silogen.ai/service=svc")
-    assert [p["spec"]["nodeName"] for p in pods["items"]] == [GPU_NODE]
+    assert [p["spec"]["nodeName"] in MI300X_NODES for p in pods["items"]] == [True]
     k8s_svc = get(kubectl, "service", "svc", namespace)
     assert k8s_svc is not None
     assert k8s_svc["spec"]["type"] == "ClusterIP"
@@ -271,7 +278,7 @@ def test_seed_my_service_by_image_end_to_end_with_every_controller(
         pods = kubectl.json(
             "get", "pods", "-n", namespace, "-l", "aim.silogen.ai/service=my-service"
         )
-        assert [p["spec"]["nodeName"] for p in pods["items"]] == [GPU_NODE]
+        assert [p["spec"]["nodeName"] in MI300X_NODES for p in pods["items"]] == [True]
         assert get(kubectl, "aimmodel", auto, namespace) is None
     finally:
         kubectl.run("delete", "aimclustermodel", auto, "--wait=false", check=False)
@@ -404,7 +411,8 @@ RESOURCE_CASES: dict[str, tuple[Any, Any, Any, int, dict[str, Any]]] = {
         {"requests": {"cpu": "2"}, "limits": {"memory": "8Gi"}},
         1,
         {
-            "requests": {"amd.com/gpu": "1", "cpu": "2"},
+            # The memory request default (32Gi per GPU) is kept within the limit set.
+            "requests": {"amd.com/gpu": "1", "cpu": "2", "memory": "8Gi"},
             "limits": {"amd.com/gpu": "1", "memory": "8Gi"},
         },
     ),
@@ -415,7 +423,7 @@ RESOURCE_CASES: dict[str, tuple[Any, Any, Any, int, dict[str, Any]]] = {
         1,
         {
             "requests": {"amd.com/gpu": "1", "cpu": "3", "memory": "12Gi"},
-            "limits": {"amd.com/gpu": "1"},
+            "limits": {"amd.com/gpu": "1", "memory": "48Gi"},
         },
     ),
     "model-only": (
@@ -423,7 +431,10 @@ RESOURCE_CASES: dict[str, tuple[Any, Any, Any, int, dict[str, Any]]] = {
         None,
         None,
         1,
-        {"requests": {"amd.com/gpu": "1"}, "limits": {"amd.com/gpu": "1", "memory": "64Gi"}},
+        {
+            "requests": {"amd.com/gpu": "1", "cpu": "4", "memory": "32Gi"},
+            "limits": {"amd.com/gpu": "1", "memory": "64Gi"},
+        },
     ),
     "mixed": (
         {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "64Gi"}},
@@ -440,7 +451,10 @@ RESOURCE_CASES: dict[str, tuple[Any, Any, Any, int, dict[str, Any]]] = {
         None,
         None,
         4,
-        {"requests": {"amd.com/gpu": "4"}, "limits": {"amd.com/gpu": "4"}},
+        {
+            "requests": {"amd.com/gpu": "4", "cpu": "16", "memory": "128Gi"},
+            "limits": {"amd.com/gpu": "4", "memory": "192Gi"},
+        },
     ),
 }
 

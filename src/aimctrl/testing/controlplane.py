@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import yaml
 
+from aimctrl.testing.fleet import TEST_FLEET, fleet_nodes
 from aimctrl.testing.pki import TinyCA
 
 __all__ = [
@@ -55,9 +56,8 @@ __all__ = [
 #: Pods carrying this label are not touched by KWOK; the harness's pod runner completes them.
 DISCOVERY_POD_LABEL = "aim.silogen.ai/discovery-job"
 
-#: The fake GPU node: an AMD MI300X with eight GPUs.
-GPU_NODE = "kwok-gpu-mi300x-0"
-_CPU_NODE = "kwok-cpu-0"
+#: The first of the fleet's two MI300X nodes (eight GPUs, labelled in the current form).
+GPU_NODE = TEST_FLEET[0][0]
 
 _START_TIMEOUT = 120.0
 
@@ -515,47 +515,15 @@ class ControlPlane:
         )
 
     def _create_nodes(self) -> None:
-        def node(name: str, labels: dict[str, str], capacity: dict[str, str]) -> dict[str, Any]:
-            return {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "labels": {
-                        "kubernetes.io/hostname": name,
-                        "kubernetes.io/os": "linux",
-                        "kubernetes.io/arch": "amd64",
-                        "type": "kwok",
-                        **labels,
-                    },
-                    "annotations": {
-                        "kwok.x-k8s.io/node": "fake",
-                        "node.alpha.kubernetes.io/ttl": "0",
-                    },
-                },
-                "spec": {},
-                "status": {"capacity": capacity, "allocatable": capacity},
-            }
-
-        base = {"cpu": "32", "memory": "256Gi", "pods": "110"}
-        nodes = [
-            node(_CPU_NODE, {}, base),
-            node(
-                GPU_NODE,
-                {
-                    "amd.com/gpu.device-id": "74a1",
-                    "amd.com/gpu.product-name": "MI300X",
-                    "amd.com/gpu.present": "true",
-                },
-                {**base, "cpu": "192", "memory": "2Ti", "amd.com/gpu": "8"},
-            ),
-        ]
+        """SPEC §8's mixed AMD fleet, labelled as AMD's node labeller labels real nodes
+        (:mod:`aimctrl.testing.fleet`); KWOK marks them Ready and keeps them so."""
+        nodes = fleet_nodes()
         self.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(n) for n in nodes))
 
     def _wait_nodes_ready(self) -> None:
         def ready() -> bool:
             out = json.loads(self.kubectl("get", "nodes", "-o", "json"))
-            if len(out["items"]) < 2:
+            if len(out["items"]) < len(TEST_FLEET):
                 return False
             for n in out["items"]:
                 conds = {c["type"]: c["status"] for c in n.get("status", {}).get("conditions", [])}

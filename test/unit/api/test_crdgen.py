@@ -137,6 +137,7 @@ def test_template_printer_columns(template: type[AIMObject]) -> None:
         "GPU",
         "GPUs",
         "Age",
+        "Available",
     ]
     (version,) = custom_resource_definition(template)["spec"]["versions"]
     gpus = next(c for c in version["additionalPrinterColumns"] if c["name"] == "GPUs")
@@ -211,6 +212,7 @@ def test_model_spec_validation_and_defaults(model: type[AIMObject]) -> None:
         "Ready",
         "Degraded",
         "Failed",
+        "NotAvailable",
     ]
     assert _at(schema, "status.resolvedRuntimeConfig.scope")["enum"] == [
         "Namespace",

@@ -14,7 +14,7 @@ from aimctrl.controllers.template import FIELD_MANAGER, TemplateReconciler, setu
 from aimctrl.kube.resources import NODE
 from aimctrl.machinery.reconcile import Request, Result
 from aimctrl.testing.fakeclient import Action, FakeKubeClient, deliver, fake_context, queued, seed
-from aimctrl.testing.fleet import fleet_nodes
+from aimctrl.testing.fleet import amd_node, fleet_nodes
 
 API = "aim.silogen.ai/v1alpha1"
 DEPLOYMENTS = [
@@ -492,3 +492,124 @@ def test_a_model_update_inside_its_view_wakes_its_templates(index: int) -> None:
     deliver(ctx, AIMClusterModel.RESOURCE, _with_rv(new, "2"), old=_with_rv(old, "1"))
     assert queued(controller) == {Request("", "t1")}
     assert _template_status_for(old) != _template_status_for(new)
+
+
+# -- GPU availability (SPEC §8) ------------------------------------------------------------------
+
+SPEC_FLEET_HAS = "the cluster has MI210 (4 per node), MI300X (8 per node), MI325X (8 per node)"
+
+
+def _gpu_template(name: str, gpu: str, count: int, **extra: Any) -> dict[str, Any]:
+    return template(name, spec={"gpuSelector": {"model": gpu, "count": count, **extra}})
+
+
+@pytest.mark.parametrize(
+    ("gpu", "count", "status", "reason", "message"),
+    [
+        ("MI300X", 8, "Ready", "GPUAvailable", f"needs 8 x MI300X; {SPEC_FLEET_HAS}"),
+        ("MI325X", 1, "Ready", "GPUAvailable", f"needs 1 x MI325X; {SPEC_FLEET_HAS}"),
+        ("MI355X", 8, "NotAvailable", "GPUNotInCluster", f"needs 8 x MI355X; {SPEC_FLEET_HAS}"),
+        ("MI210", 8, "NotAvailable", "NotEnoughGPUsPerNode", f"needs 8 x MI210; {SPEC_FLEET_HAS}"),
+    ],
+)
+def test_template_availability_on_the_mixed_fleet(
+    gpu: str, count: int, status: str, reason: str, message: str
+) -> None:
+    client, _, _ = reconcile(
+        (AIMClusterModel.RESOURCE, model()),
+        (AIMClusterServiceTemplate.RESOURCE, _gpu_template("t1", gpu, count)),
+        request=Request("", "t1"),
+    )
+    write = status_write(client)
+    assert write.body is not None
+    assert write.body["status"]["status"] == status
+    available = "True" if status == "Ready" else "False"
+    assert conditions(write)["GPUAvailable"] == (available, reason, message)
+    if status == "NotAvailable":
+        assert conditions(write)["Ready"] == ("False", reason, message)
+
+
+def test_a_failed_model_wins_over_missing_gpus() -> None:
+    client, _, _ = reconcile(
+        (AIMClusterModel.RESOURCE, model(status="Failed")),
+        (AIMClusterServiceTemplate.RESOURCE, _gpu_template("t1", "MI355X", 8)),
+        request=Request("", "t1"),
+    )
+    write = status_write(client)
+    assert write.body is not None
+    assert write.body["status"]["status"] == "Degraded"
+    assert conditions(write)["Ready"][1] == "ModelFailed"
+    assert conditions(write)["GPUAvailable"][:2] == ("False", "GPUNotInCluster")
+
+
+def test_a_gpu_resource_aimctrl_does_not_inventory_is_not_checked() -> None:
+    t = _gpu_template("t1", "H100", 8, resourceName="nvidia.com/gpu")
+    client, _, _ = reconcile(
+        (AIMClusterModel.RESOURCE, model()),
+        (AIMClusterServiceTemplate.RESOURCE, t),
+        request=Request("", "t1"),
+    )
+    write = status_write(client)
+    assert write.body is not None
+    assert write.body["status"]["status"] == "Ready"
+    assert conditions(write)["GPUAvailable"][:2] == ("True", "GPUNotChecked")
+
+
+def test_becoming_not_available_after_being_ready_is_an_event() -> None:
+    first, _, _ = reconcile(
+        (AIMClusterModel.RESOURCE, model()),
+        (AIMClusterServiceTemplate.RESOURCE, _gpu_template("t1", "MI300X", 8)),
+        request=Request("", "t1"),
+    )
+    body = status_write(first).body
+    assert body is not None
+    was_ready = _gpu_template("t1", "MI300X", 8)
+    was_ready["status"] = copy.deepcopy(body["status"])
+    client, ctx, _ = reconcile(
+        (AIMClusterModel.RESOURCE, model()),
+        (AIMClusterServiceTemplate.RESOURCE, was_ready),
+        request=Request("", "t1"),
+        nodes=[amd_node("only", "MI325X")],  # the MI300X nodes are gone
+    )
+    write = status_write(client)
+    assert write.body is not None
+    assert write.body["status"]["status"] == "NotAvailable"
+    assert ctx.recorder.sent == [("/t1", "Normal", "TemplateNotAvailable")]
+
+
+def test_a_fleet_change_wakes_only_the_templates_it_can_affect() -> None:
+    ctx = fake_context()
+    (controller,) = setup(ctx)
+    unavailable = _gpu_template("mi355x-8", "MI355X", 8)
+    unavailable["status"] = {
+        "conditions": [{"type": "GPUAvailable", "status": "False", "reason": "GPUNotInCluster"}]
+    }
+    seed(
+        ctx,
+        AIMClusterServiceTemplate.RESOURCE,
+        _gpu_template("mi300x-1", "MI300X", 1),
+        _gpu_template("mi325x-1", "MI325X", 1),
+        unavailable,
+        template("no-gpu"),
+    )
+    seed(
+        ctx,
+        AIMServiceTemplate.RESOURCE,
+        template(
+            "ns-mi210", namespace="team", spec={"gpuSelector": {"model": "MI210", "count": 1}}
+        ),
+    )
+    # A second MI300X node with 8 GPUs: the fleet's shape does not move; nobody is woken.
+    for node in fleet_nodes():
+        deliver(ctx, NODE, node)
+    queued(controller)
+    deliver(ctx, NODE, amd_node("kwok-mi300x-9", "MI300X"))
+    assert queued(controller) == set()
+    # The only MI325X node leaves: the MI325X templates, those naming no GPU model, and those
+    # not available (their messages describe the fleet) are woken; MI300X and MI210 ones not.
+    deliver(ctx, NODE, amd_node("kwok-mi325x-beta-0", "MI325X", form="beta"), deleted=True)
+    assert queued(controller) == {
+        Request("", "mi325x-1"),
+        Request("", "no-gpu"),
+        Request("", "mi355x-8"),
+    }

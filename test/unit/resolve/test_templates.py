@@ -482,3 +482,64 @@ def test_aggregate_model_status(
     if expected == AIMStatus.DEGRADED:
         assert result.reason == Reason.TEMPLATES_DEGRADED
         assert "of 2 template(s) have issues" in result.message
+
+
+def _na(name: str, needs: str) -> Any:
+    message = f"needs {needs}; the cluster has MI300X (8 per node)"
+    return _template(
+        name,
+        spec={},
+        meta={"generation": 2},
+        status={
+            "status": "NotAvailable",
+            "observedGeneration": 2,
+            "conditions": [
+                {
+                    "type": "GPUAvailable",
+                    "status": "False",
+                    "reason": "GPUNotInCluster",
+                    "message": message,
+                },
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "GPUNotInCluster",
+                    "message": message,
+                },
+            ],
+        },
+    )
+
+
+def test_a_model_with_some_runnable_templates_is_ready_and_counts_them() -> None:
+    templates = [_st("a", "Ready"), _st("b", "Ready"), _na("c", "8 x MI355X")]
+    result = aggregate_model_status(templates, desired_names=["a", "b", "c"])
+    assert (result.status, result.reason) == (AIMStatus.READY, Reason.ALL_TEMPLATES_READY)
+    assert result.message == (
+        "2 of 3 template(s) can run on this cluster; NotAvailable: c (needs 8 x MI355X); "
+        "the cluster has MI300X (8 per node)"
+    )
+
+
+def test_a_model_none_of_whose_templates_can_run_is_not_available() -> None:
+    templates = [_na("a", "8 x MI355X"), _na("b", "1 x MI355X")]
+    result = aggregate_model_status(templates, desired_names=["a", "b"])
+    assert (result.status, result.reason) == (
+        AIMStatus.NOT_AVAILABLE,
+        Reason.NO_RUNNABLE_TEMPLATE,
+    )
+    assert result.message == (
+        "none of the 2 template(s) can run on this cluster: a (needs 8 x MI355X), "
+        "b (needs 1 x MI355X); the cluster has MI300X (8 per node)"
+    )
+
+
+def test_all_ready_says_all_can_run_and_problems_still_win_over_not_available() -> None:
+    ready = aggregate_model_status([_st("a", "Ready")], desired_names=["a"])
+    assert ready.message == "all 1 template(s) are Ready and can run on this cluster"
+    mixed = [_na("a", "8 x MI355X"), _st("b", "Degraded", reason="ModelFailed")]
+    assert aggregate_model_status(mixed, desired_names=["a", "b"]).status == AIMStatus.DEGRADED
+    waiting = [_na("a", "8 x MI355X"), _st("b", "Progressing")]
+    assert aggregate_model_status(waiting, desired_names=["a", "b"]).status == (
+        AIMStatus.PROGRESSING
+    )

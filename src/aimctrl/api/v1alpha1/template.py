@@ -138,9 +138,10 @@ class AIMServiceTemplateStatus(APIModel):
     )
     """The metadata.generation this status was computed from."""
     status: AIMStatus = AIMStatus.PENDING
-    """Summary: Pending, Progressing, Ready, Degraded or Failed."""
+    """Summary: Pending, Progressing, Ready, Degraded, Failed, or NotAvailable (its GPUs are on
+    no schedulable node of the cluster)."""
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_LIST_MAP)
-    """ModelResolved, RuntimeResolved and Ready."""
+    """ModelResolved, RuntimeResolved, GPUAvailable and Ready."""
     resolved_model: ResolvedReference | None = None
     """The model spec.modelName resolved to."""
     resolved_runtime_config: ResolvedReference | None = None
@@ -157,6 +158,13 @@ _TEMPLATE_COLUMNS = (
     PrinterColumn("GPU", "string", ".status.profile.metadata.gpu", "GPU model"),
     PrinterColumn("GPUs", "integer", ".status.profile.metadata.gpu_count", "GPUs per replica"),
     PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+    PrinterColumn(
+        "Available",
+        "string",
+        '.status.conditions[?(@.type=="GPUAvailable")].message',
+        "What GPUs the template needs and what the cluster has",
+        priority=1,
+    ),
 )
 
 
