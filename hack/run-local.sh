@@ -143,7 +143,8 @@ status=0
 # One wait per object: with several objects, kubectl shares one deadline and reports the later
 # ones as timed out once an earlier one used it up, even when they are Ready.
 for obj in aimclustermodel/meta-llama-3-8b-instruct ml-team/aimmodel/meta-llama-3-8b-dev \
-  ml-team/aimmodel/proprietary-model ml-team/aimservice/llama-chat ml-team/aimservice/my-service; do
+  ml-team/aimmodel/proprietary-model ml-team/aimservice/llama-chat ml-team/aimservice/my-service \
+  aimclustermodel/llama-3-3-70b-instruct ml-team/aimservice/llama-70b; do
   ns=()
   if [ "${obj%%/*}" = ml-team ]; then ns=(-n ml-team); obj=${obj#ml-team/}; fi
   k "${ns[@]}" wait --for=condition=Ready --timeout="$WAIT_TIMEOUT" "$obj" || status=1

@@ -156,3 +156,52 @@ def test_every_controller_counts_its_reconciles(
     totals = eventually(counted, timeout=30, what="reconcile counters")
     assert totals
     assert all(v > 0 for v in totals.values()), totals
+
+
+# -- the GPU fleet (SPEC §8): the dev cluster's mixed AMD fleet has no MI355X ---------------------
+
+MIXED = "llama-3-3-70b-instruct"
+
+
+def test_kubectl_get_shows_not_available_templates_next_to_ready_ones(samples: Kubectl) -> None:
+    _wait_ready(samples, f"aimclustermodel/{MIXED}")
+    model = samples.json("get", "aimclustermodel", MIXED)
+    ready = next(c for c in model["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["message"].startswith("2 of 4 template(s) can run on this cluster"), ready
+    # What a user sees: the Status column, without -o json.
+    table = samples("get", "aimclst", "-l", f"aim.silogen.ai/model={MIXED}", "--no-headers")
+    statuses = sorted(line.split()[1] for line in table.splitlines() if line.strip())
+    assert statuses == ["NotAvailable", "NotAvailable", "Ready", "Ready"], table
+    wide = samples("get", "aimclst", "-l", f"aim.silogen.ai/model={MIXED}", "-o", "wide")
+    assert "needs 8 x MI355X; the cluster has MI210 (4 per node), MI300X (8 per node)" in wide
+
+
+def test_a_service_runs_the_best_template_the_fleet_can_run_on_a_gpu_node(
+    samples: Kubectl,
+) -> None:
+    _wait_ready(samples, "aimservice/llama-70b", namespace=TEAM)
+    service = samples.json("get", "aimservice", "llama-70b", "-n", TEAM)
+    assert "-1x-mi300x-lat-fp8-" in service["status"]["resolvedTemplate"]["name"]
+    rejected = [c["reason"] for c in service["status"]["templateCandidates"] if not c["chosen"]]
+    assert "NotAvailable: needs 1 x MI355X" in rejected, rejected
+    pods = samples.json("get", "pods", "-n", TEAM, "-l", "aim.silogen.ai/service=llama-70b")
+    nodes = [p["spec"].get("nodeName") for p in pods["items"]]
+    assert nodes, pods
+    assert all(str(n).startswith("kwok-mi300x-") for n in nodes), nodes
+
+
+def test_a_service_asking_for_missing_gpus_waits_and_says_why(samples: Kubectl) -> None:
+    def reason() -> str:
+        service = samples.json("get", "aimservice", "llama-70b-mi355x", "-n", TEAM)
+        conditions = (service.get("status") or {}).get("conditions", [])
+        return next((c["reason"] for c in conditions if c["type"] == "Ready"), "")
+
+    eventually(lambda: reason() == "NoRunnableTemplate", timeout=120, what="NoRunnableTemplate")
+    service = samples.json("get", "aimservice", "llama-70b-mi355x", "-n", TEAM)
+    assert service["status"]["status"] == "Pending"
+    message = next(c for c in service["status"]["conditions"] if c["type"] == "Ready")["message"]
+    assert "1 x MI355X" in message, message
+    assert "the cluster has MI210 (4 per node)" in message, message
+    assert message.endswith("templateSelector gpuModel=MI355X"), message
+    pods = samples.json("get", "pods", "-n", TEAM, "-l", "aim.silogen.ai/service=llama-70b-mi355x")
+    assert pods["items"] == []

@@ -549,7 +549,7 @@ def test_ambiguous_templates_are_ranked_deterministically_and_explained(
     status = svc["status"]
     assert status["resolvedTemplate"]["name"] == "qwen-a"
     assert [(c["name"], c["chosen"], c["reason"]) for c in status["templateCandidates"]] == [
-        ("qwen-a", True, "chosen: best Ready template (namespace, latency, fp8)"),
+        ("qwen-a", True, "chosen: best Ready template (namespace, MI300X, latency, fp8)"),
         ("qwen-b", False, "ranked 2nd: name after qwen-a"),
         ("qwen-c", False, "ranked 3rd: throughput after latency"),
         ("qwen-0", False, "not Ready: Pending"),

@@ -349,6 +349,36 @@ _DICT_STYLE = {
 }
 
 
+# An image recommending GPUs a fleet may lack (SPEC §8): MI300X profiles and MI355X fp4 ones.
+# On the test fleet (MI300X, MI325X, MI210) its MI355X templates are NotAvailable.
+_MIXED_GPUS = {
+    _A + "model.canonicalName": "meta-llama/Llama-3.3-70B-Instruct",
+    _A + "model.recommendedDeployments": json.dumps(
+        [
+            {
+                "gpuModel": gpu,
+                "gpuCount": count,
+                "precision": precision,
+                "metric": metric,
+                "description": f"{metric.title()}-optimised {precision} on {count}x {gpu}",
+                "profileId": f"vllm-{gpu.lower()}-{precision}-tp{count}-{metric}",
+            }
+            for gpu, count, precision, metric in (
+                ("MI300X", 1, "fp8", "latency"),
+                ("MI300X", 8, "fp8", "throughput"),
+                ("MI355X", 1, "fp4", "latency"),
+                ("MI355X", 8, "fp4", "throughput"),
+            )
+        ]
+    ),
+    _A + "model.source": "hf://meta-llama/Llama-3.3-70B-Instruct",
+    _A + "hfToken.required": "True",
+    _OCI + "title": "aim-llama-3.3-70b-instruct",
+    _OCI + "vendor": "AMD",
+    _OCI + "version": "0.9.0",
+}
+
+
 def sample_images() -> list[SampleImage]:
     """The documented sample set (names are stable; tests and the dev cluster refer to them)."""
     return [
@@ -381,6 +411,16 @@ def sample_images() -> list[SampleImage]:
             expected_canonical_name="Qwen/Qwen2.5-7B-Instruct",
             expected_deployments=2,
             summary="Python-dict deployments without brackets; apostrophes in descriptions",
+        ),
+        SampleImage(
+            name="mixed-gpus",
+            repository="aim/llama-3.3-70b-instruct",
+            tag="0.9.0",
+            form=ImageForm.OCI,
+            labels=_MIXED_GPUS,
+            expected_canonical_name="meta-llama/Llama-3.3-70B-Instruct",
+            expected_deployments=4,
+            summary="MI300X fp8 x1/x8 and MI355X fp4 x1/x8: NotAvailable on a fleet without MI355X",
         ),
         SampleImage(
             name="missing-name",
