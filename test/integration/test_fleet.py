@@ -207,7 +207,9 @@ def test_an_mi355x_node_joining_flips_templates_and_a_waiting_service_then_back(
         status = _service_status(kubectl, namespace, "fast")
         assert status["status"] == "Pending"
         message = _cond({"status": status}, "Ready")["message"]
-        assert "need 1 x MI355X, 8 x MI355X; " + FLEET_HAS in message, message
+        needs = "need 1 x MI300X, 1 x MI355X, 8 x MI300X, 8 x MI355X; "
+        assert needs + FLEET_HAS in message, message
+        assert message.endswith("templateSelector gpuModel=MI355X"), message
         assert _pod_nodes(kubectl, namespace, "fast") == []
 
         joined = time.monotonic()
