@@ -1,23 +1,24 @@
 """Node objects as a real AMD GPU cluster has them, for the dev cluster, tests and benchmarks.
 
-The labels are the ones AMD's node labeller writes (ROCm/k8s-device-plugin,
-``cmd/k8s-node-labeller``; its README lists the label keys and its ``-device-id``,
-``-product-name``, ``-family``, ``-vram``, ``-cu-count``, ``-simd-count`` flags), in the three
-forms aimctrl reads (SPEC §8):
+Sources (public): ROCm/k8s-device-plugin ``cmd/k8s-node-labeller`` (``main.go``: label keys are
+``[beta.]amd.com/gpu.<kind>`` for the kinds device-id, product-name, family, vram, cu-count,
+simd-count, driver-version, …; ``amdgpu.ids``: 74A1 MI300X, 74A5 MI325X, 75A3 MI355X, 740F
+MI210), and ROCm's installation guide, whose example labels for an MI300X node are
+``amd.com/gpu.device-id=74a1``, ``amd.com/gpu.product-name=AMD_Instinct_MI300X_OAM``,
+``amd.com/gpu.family=AI``, ``amd.com/gpu.vram=192G``, ``amd.com/gpu.cu-count=304``,
+``amd.com/gpu.simd-count=1216``. The three forms aimctrl reads (SPEC §8):
 
-* ``standard``: ``amd.com/gpu.<field>=<value>`` (the current labeller);
-* ``beta``: ``beta.amd.com/gpu.<field>=<value>`` only (older labellers wrote the ``beta.``
-  prefix; clusters that never upgraded still carry only those);
-* ``count``: ``amd.com/gpu.device-id.<id>=<count>`` (and ``.family.<family>=<count>``): the
-  value encoded in the key and the number of GPUs as the value, as the labeller does for nodes
-  with several GPU kinds.
+* ``standard``: ``amd.com/gpu.<kind>=<value>`` (the current prefix, for a node whose GPUs agree);
+* ``beta``: ``beta.amd.com/gpu.<kind>=<value>`` only (the legacy prefix, "maintained for
+  backwards compatibility"; clusters on an old labeller carry only these);
+* ``count``: ``amd.com/gpu.<kind>.<value>=<count>``: the labeller's form when a node's GPUs
+  differ (and always for the ``beta.`` form), the value in the key and the number of GPUs as
+  the label value.
 
-The GPUs themselves are the device plugin's extended resource ``amd.com/gpu`` in
-``status.capacity`` and ``status.allocatable``. Device ids are the public PCI ids of each
-Instinct GPU (74a1 = MI300X, 74a5 = MI325X, 75a3 = MI355X, 740f = MI210); product names are
-the marketing name with spaces replaced by underscores, e.g. ``AMD_Instinct_MI300X_OAM``.
-Values for VRAM, compute units and SIMDs are the published specifications of each GPU.
-Nothing here is read by aimctrl itself; these objects stand in for what a cluster shows.
+The labeller makes product names from sysfs with spaces turned into underscores and parentheses
+dropped; VRAM is whole GiB with a ``G``. The GPUs are the device plugin's extended resource
+``amd.com/gpu`` in ``status.capacity`` and ``status.allocatable``. Nothing here is read by
+aimctrl itself; these objects stand in for what a cluster shows.
 """
 
 from __future__ import annotations
