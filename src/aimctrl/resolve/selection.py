@@ -36,7 +36,7 @@ from aimctrl.api.v1alpha1.model import AIMClusterModel
 from aimctrl.api.v1alpha1.service import AIMService, TemplateCandidate, TemplateSelector
 from aimctrl.api.v1alpha1.template import AIMClusterServiceTemplate, AIMServiceTemplate
 from aimctrl.resolve.gpus import Inventory, gpu_tier, normalise_model
-from aimctrl.resolve.templates import AnyModel, AnyTemplate, template_state
+from aimctrl.resolve.templates import AnyModel, AnyTemplate, gpu_message, template_state
 
 __all__ = [
     "METRIC_ORDER",
@@ -233,18 +233,11 @@ def _explicit(
     if template.status.status == AIMStatus.NOT_AVAILABLE:
         why = f"NotAvailable: needs {_needs(template)}"
         chosen = _candidate(template, chosen=True, reason=f"chosen: {via}; {why}")
-        message = f"{_describe(template)} ({via}) cannot run here: {_gpu_message(template)}"
+        message = f"{_describe(template)} ({via}) cannot run here: {gpu_message(template)}"
         return TemplateSelection(template, Reason.TEMPLATE_NOT_AVAILABLE, message, (chosen, *extra))
     chosen = _candidate(template, chosen=True, reason=f"chosen: {via}; not Ready: {state}")
     message = f"waiting for {_describe(template)} ({via}): {state}"
     return TemplateSelection(template, Reason.TEMPLATE_NOT_READY, message, (chosen, *extra))
-
-
-def _gpu_message(template: AnyTemplate) -> str:
-    for c in template.status.conditions:
-        if c.type == "GPUAvailable" and c.message:
-            return c.message
-    return f"needs {_needs(template)}"
 
 
 def _other_model(template: AnyTemplate, model: AnyModel | None) -> str | None:

@@ -57,6 +57,7 @@ __all__ = [
     "TemplatePlan",
     "aggregate_model_status",
     "desired_templates",
+    "gpu_message",
     "is_auto_template_of",
     "model_label_value",
     "plan_templates",
@@ -481,7 +482,7 @@ def aggregate_model_status(
         ):
             waiting.append(f"{name}: {template_state(template)}")
         elif template.status.status == AIMStatus.NOT_AVAILABLE:
-            needs, _, fleet = _gpu_message(template).partition("; ")
+            needs, _, fleet = gpu_message(template).partition("; ")
             unavailable.append(f"{name} ({needs})")
     if problems:
         return ModelAggregate(
@@ -518,8 +519,9 @@ def aggregate_model_status(
     return ModelAggregate(AIMStatus.READY, Reason.ALL_TEMPLATES_READY, message)
 
 
-def _gpu_message(template: AnyTemplate) -> str:
-    """The ``GPUAvailable`` message of a NotAvailable template (what it needs and what exists)."""
+def gpu_message(template: AnyTemplate) -> str:
+    """The ``GPUAvailable`` message of a NotAvailable template (what it needs and what exists);
+    its state when it has none."""
     for c in template.status.conditions:
         if c.type == ConditionType.GPU_AVAILABLE and c.message:
             return c.message

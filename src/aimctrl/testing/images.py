@@ -350,7 +350,10 @@ _DICT_STYLE = {
 
 
 # An image recommending GPUs a fleet may lack (SPEC §8): MI300X profiles and MI355X fp4 ones.
-# On the test fleet (MI300X, MI325X, MI210) its MI355X templates are NotAvailable.
+# On the test fleet (MI300X, MI325X, MI210) its MI355X templates are NotAvailable. The entries'
+# shape follows AMD's public AIM image metadata (amd-enterprise-ai/aim-build, metadata/<org>/
+# <model>/metadata.yaml: recommendedDeployments of gpuModel, gpuCount, precision, metric,
+# description, and profile ids such as "vllm-mi325x-fp8-tp1-latency"); the values are ours.
 _MIXED_GPUS = {
     _A + "model.canonicalName": "meta-llama/Llama-3.3-70B-Instruct",
     _A + "model.recommendedDeployments": json.dumps(
